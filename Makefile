@@ -1,0 +1,39 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# Both create .venv on first use and install prunelab (editable) with its pinned torch.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+OUT     ?= reports/demo
+
+.PHONY: demo test test-slow lint reproduce bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip >/dev/null 2>&1 || true
+	# torch first and pinned: an unpinned torch would pull several GB of CUDA packages
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/prunelab demo --out $(OUT)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+reproduce: $(STAMP)
+	for cfg in experiments/*.toml; do $(BIN)/prunelab sweep $$cfg --out runs/$$(basename $$cfg .toml) || exit 1; $(BIN)/prunelab report runs/$$(basename $$cfg .toml); done
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) reports runs .pytest_cache .ruff_cache

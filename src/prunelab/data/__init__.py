@@ -1,0 +1,11 @@
+"""Datasets: deterministic, in-memory, standardised with training statistics only.
+
+``load(name, seed=0, data_dir=None, **options)`` returns a :class:`DataBundle`.
+Registered names: ``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar100``,
+``synthetic-linear``. Nothing here ever touches the network.
+"""
+
+from prunelab.data.base import DataBundle
+from prunelab.data.registry import DATASETS, load
+
+__all__ = ["DATASETS", "DataBundle", "load"]
