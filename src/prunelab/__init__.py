@@ -7,7 +7,7 @@ Example:
     >>> data = prunelab.data.load("digits", seed=0)
     >>> model = prunelab.models.build("fc5", data)
     >>> data.num_classes, data.input_shape
-    (10, (64,))
+    (10, (1, 8, 8))
 """
 
 from prunelab import data, models

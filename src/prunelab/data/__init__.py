@@ -5,6 +5,8 @@ Registered names: ``digits``, ``fashion-mnist``, ``mnist``, ``cifar10``, ``cifar
 ``synthetic-linear``. Nothing here ever touches the network.
 """
 
+# importing the loader modules registers them in DATASETS
+from prunelab.data import cifar, digits, idx, synthetic  # noqa: F401
 from prunelab.data.base import DataBundle
 from prunelab.data.registry import DATASETS, load
 

@@ -26,6 +26,10 @@ def load(name: str, seed: int = 0, data_dir: str | Path | None = None, **options
     """
     loader = DATASETS.get(name)
     bundle = loader(seed=seed, data_dir=Path(data_dir) if data_dir is not None else None, **options)
-    bundle.spec = {"name": name, "seed": seed, "data_dir": str(data_dir) if data_dir else None,
-                   **options}
+    bundle.spec = {
+        "name": name,
+        "seed": seed,
+        "data_dir": str(data_dir) if data_dir else None,
+        **options,
+    }
     return bundle
