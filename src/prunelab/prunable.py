@@ -39,7 +39,9 @@ class PrunableSpec:
         return ", ".join(parts) + "; normalisation parameters excluded"
 
 
-def prunable_parameters(model: nn.Module, spec: PrunableSpec | None = None) -> dict[str, nn.Parameter]:
+def prunable_parameters(
+    model: nn.Module, spec: PrunableSpec | None = None
+) -> dict[str, nn.Parameter]:
     """Return the prunable parameters of ``model`` keyed by their ``named_parameters`` name.
 
     Args:

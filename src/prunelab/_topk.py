@@ -1,0 +1,143 @@
+"""Top-k selection behind :meth:`prunelab.masks.Mask.from_scores`.
+
+Works on flat score vectors: a stable descending sort (ties: earlier position first),
+previously pruned entries forced to the end, exactly ``k`` kept, and the
+``min_per_layer`` repair that moves keeps between layers without changing the total.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from prunelab.errors import PrunelabError
+
+
+def select(
+    scores: dict[str, Tensor],
+    p: float,
+    scope: str,
+    previous: dict[str, Tensor] | None,
+    min_per_layer: int,
+) -> dict[str, Tensor]:
+    """Keep flags ``name -> bool tensor`` for already validated ``p``, scope and minimum.
+
+    Checks the scores (no NaN; names and shapes as in ``previous``), flattens them in
+    the order of ``scores`` with one common dtype, and runs the global or per-layer
+    selection. See :meth:`prunelab.masks.Mask.from_scores` for the rules.
+    """
+    names = list(scores)
+    for n in names:
+        if torch.isnan(scores[n]).any():
+            raise PrunelabError(f"scores of layer {n!r} contain NaN")
+    if previous is not None:
+        if set(previous) != set(names):
+            raise PrunelabError(
+                f"previous mask layers {sorted(previous)} do not match score layers {sorted(names)}"
+            )
+        for n in names:
+            if previous[n].shape != scores[n].shape:
+                raise PrunelabError(
+                    f"layer {n!r}: score shape {tuple(scores[n].shape)} does not match "
+                    f"previous mask shape {tuple(previous[n].shape)}"
+                )
+    device = scores[names[0]].device
+    dtype = scores[names[0]].dtype
+    for n in names[1:]:
+        dtype = torch.promote_types(dtype, scores[n].dtype)
+    flat = [scores[n].detach().reshape(-1).to(device=device, dtype=dtype) for n in names]
+    if previous is not None:
+        avail = [previous[n].reshape(-1).to(device) for n in names]
+    else:
+        avail = [torch.ones(f.numel(), dtype=torch.bool, device=device) for f in flat]
+    shapes = [scores[n].shape for n in names]
+
+    if scope == "layer":
+        kept = [
+            keep_layer(n, f, a, p, min_per_layer)
+            for n, f, a in zip(names, flat, avail, strict=True)
+        ]
+    else:
+        kept = keep_global(names, flat, avail, p, min_per_layer)
+    masks = {n: k.reshape(s) for n, k, s in zip(names, kept, shapes, strict=True)}
+    return masks
+
+
+def rank(scores: Tensor, available: Tensor) -> Tensor:
+    """Indices of a flat score vector from best to worst, unavailable entries last.
+
+    Ties keep their original order (stable sort), so the earlier index ranks higher.
+    Unavailable entries go last whatever their score, which is stricter than giving
+    them ``-inf``: a user score of ``-inf`` must still beat a previously pruned weight.
+    """
+    order = torch.sort(scores, descending=True, stable=True).indices
+    ok = available[order]
+    return torch.cat([order[ok], order[~ok]])
+
+
+def keep_layer(name: str, flat: Tensor, avail: Tensor, p: float, min_per_layer: int) -> Tensor:
+    """Per-layer top-k for ``scope="layer"``: flat bool keep vector of one layer."""
+    n_avail = int(avail.sum())
+    k = max(round((1.0 - p) * flat.numel()), min(min_per_layer, n_avail))
+    if k > n_avail:
+        raise PrunelabError(
+            f"layer {name!r}: sparsity {p} keeps {k} weights but the previous mask kept only "
+            f"{n_avail}; masks can only shrink"
+        )
+    keep = torch.zeros_like(avail)
+    keep[rank(flat, avail)[:k]] = True
+    return keep
+
+
+def keep_global(
+    names: list[str], flat: list[Tensor], avail: list[Tensor], p: float, min_per_layer: int
+) -> list[Tensor]:
+    """Global top-k with the ``min_per_layer`` repair; returns one flat keep vector per layer."""
+    sizes = [f.numel() for f in flat]
+    total = sum(sizes)
+    k = round((1.0 - p) * total)
+    all_avail = torch.cat(avail)
+    n_avail = int(all_avail.sum())
+    if k > n_avail:
+        raise PrunelabError(
+            f"sparsity {p} keeps {k} weights but the previous mask kept only {n_avail}; "
+            "masks can only shrink"
+        )
+    order = rank(torch.cat(flat), all_avail)
+    keep = torch.zeros(total, dtype=torch.bool, device=all_avail.device)
+    keep[order[:k]] = True
+    parts = list(torch.split(keep, sizes))
+
+    mins = [min(min_per_layer, int(a.sum())) for a in avail]
+    if sum(mins) > k:
+        raise PrunelabError(
+            f"sparsity {p} keeps {k} weights, fewer than the {sum(mins)} needed for "
+            f"min_per_layer={min_per_layer} in each of {len(names)} layers; lower the sparsity "
+            "or pass min_per_layer=0"
+        )
+    kept = [int(t.sum()) for t in parts]
+    short = [i for i, (c, m) in enumerate(zip(kept, mins, strict=True)) if c < m]
+    if not short:
+        return parts
+
+    extra = 0
+    for i in short:
+        # The layer's own ranking: its global top-k share is a prefix of it (same tie rule).
+        parts[i][rank(flat[i], avail[i])[: mins[i]]] = True
+        extra += mins[i] - kept[i]
+    # Drop `extra` kept weights, lowest global rank first, from layers above their minimum.
+    kept_ascending = order[:k].flip(0)
+    layer_id = torch.repeat_interleave(
+        torch.arange(len(sizes), device=keep.device), torch.tensor(sizes, device=keep.device)
+    )[kept_ascending]
+    eligible = torch.zeros_like(kept_ascending, dtype=torch.bool)
+    for i in range(len(sizes)):
+        if i in short:
+            continue
+        in_layer = layer_id == i
+        rank_in_layer = torch.cumsum(in_layer, 0) - 1
+        eligible |= in_layer & (rank_in_layer < kept[i] - mins[i])
+    drop = kept_ascending[eligible][:extra]
+    keep = torch.cat(parts)
+    keep[drop] = False
+    return list(torch.split(keep, sizes))

@@ -1,0 +1,182 @@
+"""Checkpoints: a directory with ``model.safetensors``, ``masks.safetensors`` and ``meta.json``.
+
+``meta.json`` records the architecture spec, data spec, prunable set, training config,
+metrics, seed and prunelab version, so :func:`load` rebuilds the model without the user
+naming the architecture again. Writes are atomic (a temp directory renamed into place).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from prunelab._io import atomic_directory, atomic_write_json
+from prunelab._version import __version__
+from prunelab.errors import PrunelabError
+from prunelab.masks import Mask
+from prunelab.models import build_from_spec
+from prunelab.prunable import PrunableSpec
+
+MODEL_FILE = "model.safetensors"
+MASK_FILE = "masks.safetensors"
+META_FILE = "meta.json"
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding a prunelab ``meta.json``."""
+    return (Path(path) / META_FILE).is_file()
+
+
+def check_output_dir(path: str | Path, run_id: str | None = None, force: bool = False) -> Path:
+    """Refuse to overwrite a directory that holds something other than this same run.
+
+    Args:
+        path: The output directory a command is about to write.
+        run_id: Identity of the run about to be written (a hash of its resolved settings).
+            An existing checkpoint with the same ``run_id`` may be replaced.
+        force: Replace whatever is there.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        PrunelabError: If ``path`` is a non-empty directory holding a different run, or a file.
+    """
+    path = Path(path)
+    if force or not path.exists():
+        return path
+    if not path.is_dir():
+        raise PrunelabError(f"output path {str(path)!r} is a file; choose a directory path")
+    if not any(path.iterdir()):
+        return path
+    existing = None
+    if is_checkpoint(path):
+        try:
+            existing = json.loads((path / META_FILE).read_text()).get("run_id")
+        except (OSError, json.JSONDecodeError):
+            existing = None
+    if run_id is not None and existing == run_id:
+        return path
+    raise PrunelabError(
+        f"output directory {str(path)!r} already holds a different run; "
+        "choose another --out or pass --force to replace it"
+    )
+
+
+def save(
+    path: str | Path,
+    model: nn.Module,
+    mask: Mask | None = None,
+    meta: dict | None = None,
+) -> dict:
+    """Write a checkpoint directory atomically.
+
+    Args:
+        path: Destination directory (replaced as a whole if it exists; call
+            :func:`check_output_dir` first to protect other runs).
+        model: A model built by :func:`prunelab.models.build` (it carries ``prunelab_spec``).
+        mask: The pruning mask; a dense mask over the default prunable set if ``None``.
+        meta: Extra metadata (data spec, training config, metrics, seed, ...).
+
+    Returns:
+        The ``meta`` dict as written (``meta`` plus model spec, prunable set, sparsity,
+        nnz, total and prunelab version).
+    """
+    spec = getattr(model, "prunelab_spec", None)
+    if spec is None:
+        raise PrunelabError(
+            "model has no prunelab_spec; build it with prunelab.models.build(...) so it can be "
+            "rebuilt on load"
+        )
+    mask = mask if mask is not None else Mask.dense(model)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    full_meta = dict(meta or {})
+    full_meta.update(
+        model=spec,
+        prunable=mask.spec.to_dict(),
+        prunelab_version=__version__,
+        sparsity=mask.sparsity,
+        nnz=mask.nnz,
+        total=mask.total,
+    )
+    full_meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    with atomic_directory(path) as tmp:
+        save_file(state, str(tmp / MODEL_FILE))
+        save_file(
+            {k: v.cpu().contiguous() for k, v in mask.state_dict().items()}, str(tmp / MASK_FILE)
+        )
+        atomic_write_json(tmp / META_FILE, full_meta)
+    return full_meta
+
+
+def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    if not file.is_file():
+        raise PrunelabError(f"checkpoint is missing {file.name} in {str(file.parent)!r}")
+    try:
+        return load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise PrunelabError(f"corrupt checkpoint file {str(file)!r}: {exc}") from None
+
+
+def load_meta(path: str | Path) -> dict:
+    """Read and validate a checkpoint's ``meta.json``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise PrunelabError(f"checkpoint directory {str(path)!r} does not exist")
+    meta_file = path / META_FILE
+    if not meta_file.is_file():
+        raise PrunelabError(f"{str(path)!r} is not a prunelab checkpoint (no {META_FILE})")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PrunelabError(f"corrupt {META_FILE} in {str(path)!r}: {exc}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        raise PrunelabError(f"corrupt {META_FILE} in {str(path)!r}: no model spec")
+    return meta
+
+
+def load(path: str | Path) -> tuple[nn.Module, Mask, dict]:
+    """Rebuild a model and its mask from a checkpoint directory.
+
+    Args:
+        path: A directory written by :func:`save`.
+
+    Returns:
+        ``(model, mask, meta)``; the model is in ``eval()`` mode with the mask applied.
+
+    Raises:
+        PrunelabError: Missing or corrupt files, an unknown architecture, or tensors whose
+            names or shapes do not match the architecture.
+    """
+    path = Path(path)
+    meta = load_meta(path)
+    model = build_from_spec(meta["model"])
+    state = _read_tensors(path / MODEL_FILE)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        what = f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}"
+        raise PrunelabError(f"checkpoint {str(path)!r} does not match {meta['model']}: {what}")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise PrunelabError(
+                f"checkpoint {str(path)!r}: shape mismatch for {key!r}: file has "
+                f"{tuple(state[key].shape)}, architecture expects {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state)
+    spec = PrunableSpec(**meta.get("prunable", {}))
+    mask_state = _read_tensors(path / MASK_FILE)
+    try:
+        mask = Mask.from_state_dict(mask_state, spec, model=model)
+    except PrunelabError as exc:
+        raise PrunelabError(f"checkpoint {str(path)!r}: {exc}") from None
+    mask.apply(model)
+    model.eval()
+    return model, mask, meta

@@ -1,0 +1,1 @@
+"""Experiments: jobs behind the CLI, the demo, sweeps, the results store and reports."""
