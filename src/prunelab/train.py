@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -279,3 +280,17 @@ def _train_epoch(
         n += y.shape[0]
     n = max(n, 1)
     return {"loss": loss_sum / n, "accuracy": 100.0 * int(correct) / n if classify else None}
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``prunelab.train(model, data, config)`` call :func:`train_model` directly.
+
+    The module stays importable as usual (``from prunelab.train import TrainConfig``);
+    only calling it is added, via the documented module ``__class__`` assignment.
+    """
+
+    def __call__(self, model, data, config=None, mask=None, **kwargs) -> TrainResult:
+        return train_model(model, data, config or TrainConfig(), mask, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
