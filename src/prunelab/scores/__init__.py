@@ -4,7 +4,13 @@ Use :func:`score` (also exported as ``prunelab.score``); list names with
 ``CRITERIA.names()``.
 """
 
-from prunelab.scores import baselines  # noqa: F401  (registers magnitude, random)
+from prunelab.scores import (
+    baselines,  # noqa: F401  (registers magnitude, random)
+    cov_scaled,  # noqa: F401  (registers cov_scaled)
+    pai,  # noqa: F401  (snip, grasp, fisher_pai, hutchinson_pai)
+    synflow,  # noqa: F401  (registers synflow)
+    taylor,  # noqa: F401  (registers taylor1, obd, taylor2)
+)
 from prunelab.scores.base import CRITERIA, Criterion, score
 
 __all__ = ["CRITERIA", "Criterion", "score"]

@@ -1,0 +1,44 @@
+"""Pruning procedures (methods.md §3): how scores become masks, and what happens after.
+
+* :func:`one_shot` — score once, mask to ``p``.
+* :func:`iterative` — ``k`` steps on the exponential density schedule, re-scoring at the
+  masked point, no retraining between steps (paper 001).
+* :func:`at_init` — optional BatchNorm recalibration, score in ``eval()`` (SynFlow: 100
+  rounds), then train with the mask (paper 002).
+* :func:`imp` — iterative magnitude pruning with rewinding; :func:`lomp` — ``ℓ1``
+  training then one-shot magnitude (paper 004).
+* :func:`finetune` — train with a mask kept exact.
+* :func:`predict_loss_change` — first/second-order predicted vs measured ``ΔL``.
+* :func:`run_procedure` — plain-argument entry point for the CLI and sweeps.
+
+Every procedure prunes the model in place and returns ``(Mask, PruneRecord)``; the
+record has the metrics right after pruning and after fine-tuning.
+"""
+
+from prunelab.procedures.at_init import SYNFLOW_ROUNDS, at_init, recalibrate_bn
+from prunelab.procedures.finetune import finetune
+from prunelab.procedures.imp import imp
+from prunelab.procedures.iterative import density_schedule, iterative
+from prunelab.procedures.lomp import DEFAULT_L1, lomp
+from prunelab.procedures.loss_change import LossChange, predict_loss_change
+from prunelab.procedures.oneshot import one_shot
+from prunelab.procedures.record import PruneRecord
+from prunelab.procedures.runner import looks_trained, run_procedure
+
+__all__ = [
+    "DEFAULT_L1",
+    "SYNFLOW_ROUNDS",
+    "LossChange",
+    "PruneRecord",
+    "at_init",
+    "density_schedule",
+    "finetune",
+    "imp",
+    "iterative",
+    "lomp",
+    "looks_trained",
+    "one_shot",
+    "predict_loss_change",
+    "recalibrate_bn",
+    "run_procedure",
+]
