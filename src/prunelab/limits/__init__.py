@@ -1,0 +1,94 @@
+"""How far can a network be pruned? Predictions and the measured ground truth (methods.md §4).
+
+* :func:`predict_limit` — 004's spectral (Gaussian-width) limit from the Hessian spectrum,
+  or 003's cosine rule through the same interface; returns a :class:`LimitEstimate`.
+* :func:`cosine_curve`, :func:`cosine_rule`, :func:`safety_multiplier` — 003's closed-form
+  cosine similarity of magnitude pruning, ``p*`` and the kurtosis-guarded safe amount.
+* :func:`find_actual_limit`, :func:`delta_pp` — the largest one-shot magnitude-pruning
+  sparsity that keeps test accuracy, and the prediction error in percentage points.
+* Linear models (paper 000): :func:`pruning_excess_risk` (closed form),
+  :func:`simulate_linear_pruning` (magnitude vs covariance-scaled vs Hessian pruning).
+* Pure math (no model): :func:`removed_norm_curve`, :func:`rho`, :func:`solve_crossing`,
+  :func:`crossing`, :func:`jensen_rho`, :func:`limit_from_measures`.
+"""
+
+from prunelab.limits._crossing import (
+    GW_LOWER_FACTOR,
+    RemovedNormCurve,
+    crossing,
+    jensen_crossing,
+    jensen_rho,
+    mean_abs_eigenvalue,
+    removed_norm_curve,
+    rho,
+    solve_crossing,
+)
+from prunelab.limits._estimate import LimitEstimate, limit_from_measures
+from prunelab.limits._inputs import (
+    EPS_RULES,
+    batch_loss_std,
+    jacobian_null_mask,
+    resolve_eps,
+    train_loss_mean,
+)
+from prunelab.limits.actual import ActualLimit, delta_pp, find_actual_limit
+from prunelab.limits.cosine import (
+    CosineRule,
+    cosine_curve,
+    cosine_rule,
+    kurtosis_of_kurtoses,
+    layer_kurtoses,
+    safety_multiplier,
+)
+from prunelab.limits.gaussian_width import predict_limit
+from prunelab.limits.linear_theory import (
+    METHODS as LINEAR_METHODS,
+)
+from prunelab.limits.linear_theory import (
+    LinearPruningStudy,
+    fit_linear,
+    linear_scores,
+    monte_carlo_excess,
+    population_risk,
+    prune_coefficients,
+    pruning_excess_risk,
+    simulate_linear_pruning,
+)
+
+__all__ = [
+    "LINEAR_METHODS",
+    "LinearPruningStudy",
+    "fit_linear",
+    "linear_scores",
+    "monte_carlo_excess",
+    "population_risk",
+    "prune_coefficients",
+    "pruning_excess_risk",
+    "simulate_linear_pruning",
+    "EPS_RULES",
+    "GW_LOWER_FACTOR",
+    "ActualLimit",
+    "CosineRule",
+    "LimitEstimate",
+    "RemovedNormCurve",
+    "batch_loss_std",
+    "cosine_curve",
+    "cosine_rule",
+    "crossing",
+    "delta_pp",
+    "find_actual_limit",
+    "jacobian_null_mask",
+    "jensen_crossing",
+    "jensen_rho",
+    "kurtosis_of_kurtoses",
+    "layer_kurtoses",
+    "limit_from_measures",
+    "mean_abs_eigenvalue",
+    "predict_limit",
+    "removed_norm_curve",
+    "resolve_eps",
+    "rho",
+    "safety_multiplier",
+    "solve_crossing",
+    "train_loss_mean",
+]

@@ -1,0 +1,211 @@
+"""The measured pruning limit: the ground truth that predictions are compared with (§4.1).
+
+``p_actual`` is the largest sparsity at which **one-shot global magnitude pruning with no
+fine-tuning** keeps test accuracy at least ``dense − tolerance`` percentage points (or,
+with ``strict=True``, strictly above dense, as 004's code does, notes A.7).
+
+Search: evaluate a coarse grid, take the **largest** passing grid point (004 scans from
+the top; test accuracy is not monotone in ``p``, so "first failure" and "last pass" can
+differ — both are reported) and bisect between it and the next grid point, which fails.
+Every evaluated sparsity above ``p_actual`` therefore fails, and ``p_actual`` passes.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from prunelab.data.base import DataBundle
+from prunelab.errors import PrunelabError
+from prunelab.masks import Mask, magnitude_scores
+from prunelab.prunable import PrunableSpec, prunable_parameters
+
+log = logging.getLogger(__name__)
+
+#: Default coarse grid: 1% steps up to 99%, plus 99.5% and 99.9% for ℓ1-trained nets.
+DEFAULT_GRID: tuple[float, ...] = tuple(i / 100 for i in range(100)) + (0.995, 0.999)
+
+
+@dataclass(frozen=True)
+class ActualLimit:
+    """Result of :func:`find_actual_limit`.
+
+    Attributes:
+        p_actual: Largest evaluated sparsity (fraction removed) that passes the rule.
+        dense_accuracy: Test accuracy of the unpruned model (percent).
+        curve: ``(p, accuracy %, loss)`` for every evaluated sparsity, sorted by ``p``.
+        tolerance: Allowed accuracy drop in percentage points (ignored when strict).
+        rule: The pass rule in words.
+        dense_loss: Test loss of the unpruned model.
+        threshold: Accuracy a pruned model must reach (``≥``; ``>`` when strict).
+        strict: Whether the rule is 004's "strictly above dense".
+        first_failure: Smallest evaluated failing sparsity (``None`` if none failed);
+            below ``p_actual`` when accuracy is not monotone in ``p``.
+        reached_grid_end: The last grid point passed, so the limit may be higher.
+        initial_sparsity: Fraction of prunable weights already zero in the input model.
+    """
+
+    p_actual: float
+    dense_accuracy: float
+    curve: list[tuple[float, float, float]]
+    tolerance: float
+    rule: str
+    dense_loss: float
+    threshold: float
+    strict: bool
+    first_failure: float | None
+    reached_grid_end: bool
+    initial_sparsity: float
+
+    def to_dict(self) -> dict:
+        """JSON-able dict."""
+        d = asdict(self)
+        d["curve"] = [list(t) for t in self.curve]
+        return d
+
+
+def delta_pp(p_hat: float, p_actual: float) -> float:
+    """Prediction error ``Δ = p̂ − p_actual`` in percentage points.
+
+    Example:
+        >>> round(delta_pp(0.91, 0.90), 10)
+        1.0
+    """
+    return 100.0 * (float(p_hat) - float(p_actual))
+
+
+def _kept(p: float, total: int) -> int:
+    """Number of weights a global mask keeps at sparsity ``p`` (as ``Mask.from_scores``)."""
+    return round((1.0 - p) * total)
+
+
+def find_actual_limit(
+    model: nn.Module,
+    data: DataBundle,
+    tolerance: float = 0.5,
+    strict: bool = False,
+    grid: Sequence[float] | None = None,
+    bisect_steps: int = 8,
+    *,
+    spec: PrunableSpec | None = None,
+    batch_size: int = 1024,
+    evaluate_fn: Callable[..., dict] | None = None,
+) -> ActualLimit:
+    """Measure the largest one-shot magnitude-pruning sparsity that keeps test accuracy.
+
+    The caller's model is never modified: a deep copy is pruned (``Mask.from_scores`` on
+    ``|θ|`` of the dense weights, global scope, one weight kept per layer at least) and
+    restored to the dense weights before each new sparsity.
+
+    Args:
+        model: Trained classifier.
+        data: Dataset with a non-empty test split.
+        tolerance: Allowed accuracy drop in percentage points, in ``[0, 100]``.
+        strict: Use 004's rule "accuracy strictly above dense" instead.
+        grid: Coarse sparsities in ``[0, 1)`` (default :data:`DEFAULT_GRID`); points that
+            would keep fewer weights than there are prunable layers are dropped.
+        bisect_steps: Bisection steps after the grid (stops early once two sparsities
+            give the same mask).
+        spec: Prunable-set rule.
+        batch_size: Evaluation batch size (memory only).
+        evaluate_fn: ``(model, data, split, batch_size) -> {"loss", "accuracy"}``; default
+            :func:`prunelab.train.evaluate`.
+
+    Returns:
+        An :class:`ActualLimit`.
+
+    Raises:
+        PrunelabError: Tolerance outside ``[0, 100]``, bad grid or steps, a regression
+            task (no accuracy), or no test data.
+    """
+    try:
+        tol = float(tolerance)
+    except (TypeError, ValueError):
+        tol = math.nan
+    if not (math.isfinite(tol) and 0.0 <= tol <= 100.0):
+        raise PrunelabError(f"tolerance must be in [0, 100] percentage points, got {tolerance!r}")
+    if isinstance(bisect_steps, bool) or not isinstance(bisect_steps, int) or bisect_steps < 0:
+        raise PrunelabError(f"bisect_steps must be an integer >= 0, got {bisect_steps!r}")
+    if data.task != "classification":
+        raise PrunelabError(
+            f"dataset {data.name!r} is a regression task: the actual limit needs test accuracy"
+        )
+    if data.test[0].shape[0] == 0:
+        raise PrunelabError(f"dataset {data.name!r} has no test data to measure accuracy on")
+    pts = sorted({float(p) for p in (DEFAULT_GRID if grid is None else grid)})
+    if not pts or pts[0] < 0.0 or pts[-1] >= 1.0:
+        raise PrunelabError(f"grid sparsities must be non-empty and in [0, 1), got {pts[:3]}...")
+    if evaluate_fn is None:
+        from prunelab.train import evaluate as evaluate_fn
+
+    work = copy.deepcopy(model)  # the caller's weights are never touched
+    params = prunable_parameters(work, spec)
+    dense = {n: p.detach().clone() for n, p in params.items()}
+    scores = magnitude_scores(work, spec)
+    total = sum(t.numel() for t in dense.values())
+    initial = float(sum(int((t == 0).sum()) for t in dense.values())) / total
+    pts = [p for p in pts if _kept(p, total) >= len(dense)]
+    if not pts:
+        raise PrunelabError("every grid sparsity keeps fewer weights than there are layers")
+
+    base = evaluate_fn(work, data, split="test", batch_size=batch_size)
+    acc0, loss0 = float(base["accuracy"]), float(base["loss"])
+    if strict:
+        rule, threshold = f"accuracy > dense ({acc0:.4g}%), strict", acc0
+    else:
+        rule, threshold = f"accuracy >= dense - {tol:g} points ({acc0 - tol:.4g}%)", acc0 - tol
+
+    def passes(acc: float) -> bool:
+        return acc > threshold if strict else acc >= threshold
+
+    seen: dict[float, tuple[float, float]] = {}
+
+    def measure(p: float) -> bool:
+        with torch.no_grad():
+            for n, t in params.items():
+                t.copy_(dense[n])
+        Mask.from_scores(scores, p, spec=spec).apply(work)
+        res = evaluate_fn(work, data, split="test", batch_size=batch_size)
+        seen[p] = (float(res["accuracy"]), float(res["loss"]))
+        log.debug("sparsity %.6f: accuracy %.4f%%", p, seen[p][0])
+        return passes(seen[p][0])
+
+    ok = [p for p in pts if measure(p)]
+    at_end = bool(ok) and ok[-1] == pts[-1]
+    if not ok:
+        p_actual = 0.0
+        log.warning("no grid sparsity passes %s; p_actual set to 0", rule)
+    else:
+        lo = ok[-1]
+        if not at_end:
+            hi = pts[pts.index(lo) + 1]
+            for _ in range(bisect_steps):
+                mid = 0.5 * (lo + hi)
+                if _kept(mid, total) in (_kept(lo, total), _kept(hi, total)):
+                    break  # same mask as an evaluated end: nothing new to learn
+                if measure(mid):
+                    lo = mid
+                else:
+                    hi = mid
+        p_actual = lo
+    fails = [p for p in sorted(seen) if not passes(seen[p][0])]
+    curve = [(p, seen[p][0], seen[p][1]) for p in sorted(seen)]
+    return ActualLimit(
+        p_actual=p_actual,
+        dense_accuracy=acc0,
+        curve=curve,
+        tolerance=tol,
+        rule=rule,
+        dense_loss=loss0,
+        threshold=threshold,
+        strict=bool(strict),
+        first_failure=fails[0] if fails else None,
+        reached_grid_end=at_end,
+        initial_sparsity=initial,
+    )
