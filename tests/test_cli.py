@@ -65,8 +65,9 @@ def test_prune_random_with_finetune(trained, tmp_path, capsys):
     )
     assert rc == 0
     meta = json.loads(capsys.readouterr().out)
-    assert set(meta["metrics"]) == {"dense", "after_prune", "after_finetune"}
-    assert meta["criterion"]["hparams"] == {"seed": 3}
+    record = meta["record"]
+    assert all(record[k] is not None for k in ("dense", "after_prune", "after_finetune"))
+    assert meta["settings"]["hparams"] == {"seed": 3}
     _, mask, _ = checkpoint.load(out)
     assert mask.sparsity == pytest.approx(0.5, abs=1 / mask.total)
 
@@ -150,6 +151,52 @@ def test_bad_input_exit_2_one_line_nothing_written(trained, tmp_path, capsys, ar
     assert needle in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_prune_iterative_obd_hutchinson(trained, tmp_path, capsys):
+    out = tmp_path / "obd"
+    argv = [
+        "prune",
+        str(trained),
+        "--criterion",
+        "obd",
+        "--curvature",
+        "hutchinson",
+        "--probes",
+        "4",
+        "--steps",
+        "3",
+        "--sparsity",
+        "0.8",
+        "--samples",
+        "200",
+        "--out",
+        str(out),
+        "--json",
+    ]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)["record"]
+    assert record["procedure"] == "iterative" and len(record["densities"]) == 3
+    assert record["hparams"]["curvature"] == "hutchinson" and record["hparams"]["num_probes"] == 4
+    _, mask, _ = checkpoint.load(out)
+    assert mask.nnz == round(0.2 * mask.total)
+
+
+def test_flag_a_criterion_lacks_is_refused(trained, tmp_path, capsys):
+    argv = [
+        "prune",
+        str(trained),
+        "--criterion",
+        "snip",
+        "--curvature",
+        "exact",
+        "--sparsity",
+        "0.5",
+        "--out",
+        str(tmp_path / "s"),
+    ]
+    assert main(argv) == 2
+    assert "no hparam 'curvature'" in capsys.readouterr().err
 
 
 def test_demo_help_lists_defaults(capsys):

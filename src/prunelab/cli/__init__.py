@@ -12,11 +12,11 @@ import sys
 from typing import NoReturn
 
 from prunelab._version import __version__
-from prunelab.cli import basic
+from prunelab.cli import analysis, basic
 from prunelab.errors import PrunelabError
 
 #: Modules that contribute sub-commands; each has ``register(subparsers)``.
-COMMAND_MODULES = [basic]
+COMMAND_MODULES = [basic, analysis]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -11,8 +11,10 @@ from prunelab.cli._common import (
     add_prunable_args,
     add_train_args,
     emit,
+    nonneg_float,
     nonneg_int,
     parse_hparams,
+    pos_int,
     prunable_spec,
     sparsity_arg,
     train_config,
@@ -40,7 +42,8 @@ def _train(args: argparse.Namespace) -> int:
         args,
         meta,
         f"trained {args.model} on {args.data} for {cfg.epochs} epochs in "
-        f"{meta['seconds']:.1f} s: test accuracy {dense['accuracy']:.2f}%, loss {dense['loss']:.4f}\n"
+        f"{meta['seconds']:.1f} s: test accuracy {dense['accuracy']:.2f}%, "
+        f"loss {dense['loss']:.4f}\n"
         f"checkpoint: {args.out}",
     )
     return 0
@@ -69,6 +72,22 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _criterion_hparams(args: argparse.Namespace) -> dict:
+    """Typed flags go into the criterion's hparams only when given (criteria differ)."""
+    hp = parse_hparams(args.hparam)
+    flags = {
+        "curvature": args.curvature,
+        "num_probes": args.probes,
+        "seed": args.probe_seed,
+        "temperature": args.temperature,
+        "locality": args.locality,
+        "negative_curvature": args.negative_curvature,
+        "first_order_sign": args.first_order_sign,
+    }
+    hp.update({k: v for k, v in flags.items() if v is not None})
+    return hp
+
+
 def _prune(args: argparse.Namespace) -> int:
     finetune = train_config(args, args.finetune_epochs) if args.finetune_epochs else None
     meta = jobs.prune_checkpoint(
@@ -77,20 +96,31 @@ def _prune(args: argparse.Namespace) -> int:
         args.sparsity,
         args.out,
         scope=args.scope,
-        hparams=parse_hparams(args.hparam),
+        hparams=_criterion_hparams(args),
+        steps=args.steps,
+        at_init=args.at_init,
+        bn_recalibrate=args.bn_recalibrate,
+        rounds=args.rounds,
         finetune=finetune,
+        loss_change=args.loss_change,
         data_dir=args.data_dir,
         score_samples=args.samples,
         force=args.force,
     )
-    m = meta["metrics"]
-    rows = [{"stage": k, "accuracy": v["accuracy"], "loss": v["loss"]} for k, v in m.items()]
+    rec = meta["record"]
+    stages = ("dense", "after_prune", "after_finetune")
+    rows = [
+        {"stage": k, "accuracy": rec[k]["accuracy"], "loss": rec[k]["loss"]}
+        for k in stages
+        if rec.get(k)
+    ]
     text = (
-        f"pruned {args.checkpoint} with {args.criterion} to sparsity {args.sparsity} "
-        f"({meta['nnz']}/{meta['total']} weights kept) -> {args.out}\n\n" + text_table(rows)
+        f"pruned {args.checkpoint} with {args.criterion} ({rec['procedure']}, {rec['steps']} "
+        f"step(s)) to sparsity {meta['sparsity']:.4f} ({meta['nnz']}/{meta['total']} weights "
+        f"kept, {meta['total'] / max(meta['nnz'], 1):.1f}x) -> {args.out}\n\n" + text_table(rows)
     )
-    if meta["collapsed"]:
-        text += f"\nwarning: layer collapse in {', '.join(meta['collapsed'])}"
+    for warning in rec["warnings"] + [f"layer collapse in {n}" for n in rec["collapsed"]]:
+        text += f"\nwarning: {warning}"
     emit(args, meta, text)
     return 0
 
@@ -99,13 +129,28 @@ def _demo(args: argparse.Namespace) -> int:
     from prunelab.experiments.demo import DemoConfig, run_demo
 
     result = run_demo(args.out, DemoConfig(seed=args.seed, epochs=args.epochs))
-    cols = ["criterion", "sparsity", "accuracy", "accuracy_sd", "loss", "compression"]
+    dense = ", ".join(f"{k} {v['accuracy']:.2f}%" for k, v in result.dense.items())
+    limit_cols = ["model", "method", "prediction", "spread", "lower", "actual", "delta_pp"]
+    ft = [r for r in result.criteria if r["stage"] == "after fine-tune"]
     text = (
-        f"dense fc5 on digits: test accuracy {result.dense['accuracy']:.2f}%\n\n"
-        + text_table(result.rows, cols)
-        + f"\n\nreport: {result.report}  ({result.seconds:.0f} s)"
+        f"fc5 on digits, dense test accuracy: {dense}\n\n"
+        "How far can it be pruned? (sparsity = fraction removed; delta in points)\n"
+        + text_table(result.limits, limit_cols)
+        + "\n\nWhich weights matter? accuracy after pruning + a short fine-tune\n"
+        + text_table(ft, ["criterion", "sparsity", "accuracy", "accuracy_sd", "loss"])
+        + f"\n\nHessian: top eigenvalue {result.spectrum.top_eigenvalue:.4g}, trace "
+        f"{result.spectrum.trace.value:.4g} ± {result.spectrum.trace.stderr:.2g}"
+        + f"\n\nreport: {result.report}  ({result.seconds['total']:.0f} s)"
     )
-    emit(args, {"dense": result.dense, "rows": result.rows, "report": str(result.report)}, text)
+    payload = {
+        "dense": result.dense,
+        "criteria": result.criteria,
+        "limits": result.limits,
+        "spectrum": result.spectrum.to_dict(),
+        "report": str(result.report),
+        "seconds": result.seconds,
+    }
+    emit(args, payload, text)
     return 0
 
 
@@ -145,6 +190,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scope", default="global", choices=["global", "layer"], help="ranking scope")
     p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="criterion hparam")
     p.add_argument("--samples", type=nonneg_int, default=1000, help="examples for data criteria")
+    g = p.add_argument_group("criterion hyper-parameters (only criteria that have them)")
+    g.add_argument(
+        "--curvature", default=None, help="exact | hutchinson | empirical-fisher | fisher"
+    )
+    g.add_argument("--probes", type=pos_int, default=None, help="Hutchinson probes")
+    g.add_argument("--probe-seed", type=int, default=None, help="seed of probes / random scores")
+    g.add_argument("--temperature", type=float, default=None, help="logit temperature T")
+    g.add_argument("--locality", type=nonneg_float, default=None, help="locality term ½λθ²")
+    g.add_argument("--negative-curvature", default=None, help="clamp | keep | abs")
+    g.add_argument("--first-order-sign", default=None, help="minus (Taylor) | plus (paper 002)")
+    g = p.add_argument_group("procedure")
+    g.add_argument("--steps", type=pos_int, default=1, help="re-scored steps (paper 001)")
+    g.add_argument("--at-init", action="store_true", help="prune at initialisation, then train")
+    g.add_argument("--bn-recalibrate", action="store_true", help="recompute BN stats first")
+    g.add_argument("--rounds", type=pos_int, default=None, help="at-init rounds (SynFlow: 100)")
+    g.add_argument(
+        "--loss-change",
+        default=None,
+        choices=["hvp", "diagonal"],
+        help="record predicted vs measured loss change",
+    )
     p.add_argument("--finetune-epochs", type=nonneg_int, default=0, help="fine-tune after pruning")
     add_train_args(p, lr=0.01)
     p.add_argument("--seed", type=int, default=0, help="seed of fine-tuning data order")

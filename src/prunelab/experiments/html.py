@@ -91,3 +91,13 @@ def write_page(path: str | Path, title: str, blocks: Sequence[str]) -> Path:
         "</body></html>\n"
     )
     return atomic_write_text(path, page)
+
+
+def preformatted(text: str) -> str:
+    """An escaped ``<pre>`` block (config files, settings)."""
+    return f"<pre>{html.escape(text)}</pre>"
+
+
+def bullet_list(items: Sequence[str]) -> str:
+    """An escaped ``<ul>`` list."""
+    return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"

@@ -6,7 +6,6 @@ returns its ``meta`` dict. The CLI only parses arguments, calls these and prints
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import logging
 import time
@@ -19,9 +18,10 @@ from prunelab import data as datasets
 from prunelab._hashing import stable_hash
 from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.masks import Mask
+from prunelab.procedures import run_procedure
 from prunelab.prunable import PrunableSpec
-from prunelab.scores import CRITERIA, score
-from prunelab.train import TrainConfig, evaluate, loss_function, train_model
+from prunelab.scores import CRITERIA
+from prunelab.train import TrainConfig, evaluate, train_model
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +96,20 @@ def prune_checkpoint(
     criterion: str,
     sparsity: float,
     out: str | Path,
+    *,
     scope: str = "global",
     hparams: dict | None = None,
+    steps: int = 1,
+    at_init: bool = False,
+    bn_recalibrate: bool = False,
+    rounds: int | None = None,
     finetune: TrainConfig | None = None,
+    loss_change: str | None = None,
     data_dir: str | Path | None = None,
     score_samples: int = 1000,
     force: bool = False,
 ) -> dict:
-    """Prune a checkpoint one-shot with any criterion, optionally fine-tune, and save.
+    """Prune a checkpoint with any criterion and procedure, optionally fine-tune, and save.
 
     Args:
         ckpt: Source checkpoint directory.
@@ -112,49 +118,61 @@ def prune_checkpoint(
         out: Output checkpoint directory.
         scope: ``"global"`` or ``"layer"`` ranking.
         hparams: Criterion hyper-parameters.
-        finetune: Fine-tuning configuration (``None`` or 0 epochs: no fine-tuning).
+        steps: Re-scored pruning steps (1 = one-shot; paper 001's iterative pruning).
+        at_init: Treat the checkpoint as an initialisation (paper 002): prune, then train.
+        bn_recalibrate: Recompute BatchNorm statistics before scoring at init.
+        rounds: Scoring rounds at init (SynFlow defaults to 100).
+        finetune: Fine-tuning (or, with ``at_init``, training) configuration.
+        loss_change: ``"hvp"`` or ``"diagonal"``: record predicted vs measured ΔL per step.
         data_dir: Override the dataset directory stored in the checkpoint.
         score_samples: Training examples used by data-dependent criteria.
         force: Replace an existing different run in ``out``.
 
     Returns:
-        The new checkpoint's ``meta`` dict, with metrics right after pruning and, if
-        fine-tuned, after fine-tuning.
+        The new checkpoint's ``meta`` dict; ``meta["record"]`` is the procedure's
+        :class:`~prunelab.procedures.PruneRecord` with metrics right after pruning and
+        after fine-tuning.
     """
     sparsity = check_sparsity(sparsity)
     crit = CRITERIA.get(criterion)
-    hp = crit.make_hparams(**(hparams or {}))
+    hp = dataclasses.asdict(crit.make_hparams(**(hparams or {})))
     if finetune is not None:
         finetune.validate()
     model, parent_mask, parent_meta = checkpoint.load(ckpt)
-    run = {
-        "job": "prune",
-        "parent": parent_meta.get("run_id"),
+    settings = {
         "criterion": criterion,
-        "hparams": dataclasses.asdict(hp),
+        "hparams": hp,
         "sparsity": sparsity,
         "scope": scope,
+        "steps": steps,
+        "at_init": at_init,
+        "bn_recalibrate": bn_recalibrate,
+        "rounds": rounds,
         "finetune": finetune.to_dict() if finetune else None,
+        "loss_change": loss_change,
         "score_samples": score_samples,
     }
-    run_id = stable_hash(run)
+    run_id = stable_hash({"job": "prune", "parent": parent_meta.get("run_id"), **settings})
     checkpoint.check_output_dir(out, run_id, force)
     data = load_data_for(parent_meta, data_dir)
-    loss_fn = loss_function(data)
-    before = evaluate(model, data)
-    batches = data.batches("train", 256, limit=score_samples) if crit.needs_data else None
-    model.eval()
-    scores = score(
-        model, criterion, batches, loss_fn, spec=parent_mask.spec, **dataclasses.asdict(hp)
+    mask, record = run_procedure(
+        model,
+        data,
+        criterion,
+        sparsity,
+        steps=steps,
+        at_init=at_init,
+        bn_recalibrate=bn_recalibrate,
+        rounds=rounds,
+        scope=scope,
+        spec=parent_mask.spec,
+        previous=parent_mask,
+        hparams=hp,
+        score_samples=score_samples,
+        finetune=finetune,
+        loss_change=loss_change,
+        parent_meta=parent_meta,
     )
-    mask = Mask.from_scores(scores, sparsity, scope=scope, previous=parent_mask)
-    pruned = copy.deepcopy(model)
-    mask.apply(pruned)
-    metrics = {"dense": before, "after_prune": evaluate(pruned, data)}
-    history: list[dict] = []
-    if finetune is not None and finetune.epochs > 0:
-        history = train_model(pruned, data, finetune, mask=mask).history
-        metrics["after_finetune"] = evaluate(pruned, data)
     meta = {
         "run_id": run_id,
         "job": "prune",
@@ -162,11 +180,7 @@ def prune_checkpoint(
         "data": parent_meta.get("data"),
         "train": parent_meta.get("train"),
         "seed": parent_meta.get("seed"),
-        "criterion": {"name": criterion, "hparams": dataclasses.asdict(hp), "scope": scope},
-        "finetune": finetune.to_dict() if finetune else None,
-        "metrics": metrics,
-        "history": history,
-        "per_layer": mask.per_layer(),
-        "collapsed": mask.collapsed,
+        "settings": settings,
+        "record": record.to_dict(),
     }
-    return checkpoint.save(out, pruned, mask, meta)
+    return checkpoint.save(out, model, mask, meta)
