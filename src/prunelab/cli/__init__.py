@@ -12,11 +12,11 @@ import sys
 from typing import NoReturn
 
 from prunelab._version import __version__
-from prunelab.cli import analysis, basic
+from prunelab.cli import analysis, basic, sweeps
 from prunelab.errors import PrunelabError
 
 #: Modules that contribute sub-commands; each has ``register(subparsers)``.
-COMMAND_MODULES = [basic, analysis]
+COMMAND_MODULES = [basic, analysis, sweeps]
 
 
 class _Parser(argparse.ArgumentParser):

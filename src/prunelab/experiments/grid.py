@@ -1,0 +1,274 @@
+"""The grid of a sweep: model × data × training × criterion × procedure × sparsity × seed.
+
+Each grid point becomes a :class:`RunSpec` whose identity is :func:`stable_hash` of its
+*resolved* settings (criterion hyper-parameters with their defaults, full training and
+fine-tuning configs), so it does not depend on key order, defaults left implicit, or the
+process. Runs that prune a trained model share a :class:`DenseSpec` (train once, prune
+many); predictions are made once per trained dense model (:class:`PredictionSpec`).
+
+Combinations dropped automatically (everything else must be excluded explicitly with
+``[[exclude]]`` rules):
+
+* ``imp`` and ``lomp`` are magnitude pruning by definition: they run once per remaining
+  grid point with criterion ``magnitude``, whatever ``criteria`` lists;
+* symbolic sparsities (``p_star``, ``p_safe``, ``gw``, ``actual``) are predictions for a
+  *trained* model, so ``at-init`` and ``imp`` (which start from the initialisation) skip
+  them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from prunelab._hashing import stable_hash
+from prunelab.experiments._typed import fail, join
+from prunelab.experiments._validate import criterion_points, procedure_label, train_dict
+from prunelab.experiments.config import DataConfig, ExcludeRule, SweepConfig
+from prunelab.procedures import DEFAULT_L1, SYNFLOW_ROUNDS
+from prunelab.scores import CRITERIA
+
+#: procedures that start from the initialisation instead of a trained dense checkpoint
+FROM_INIT = ("at-init", "imp")
+
+
+@dataclass(frozen=True)
+class DenseSpec:
+    """A dense model trained once and shared by every run that prunes it."""
+
+    model: str
+    data: DataConfig
+    train: dict
+    prunable: dict
+
+    def identity(self) -> dict:
+        """Everything that determines the trained weights."""
+        return {
+            "model": self.model,
+            "data": self.data.identity(),
+            "train": self.train,
+            "prunable": self.prunable,
+        }
+
+    @property
+    def hash(self) -> str:
+        """Content hash naming the checkpoint directory ``dense/<hash>``."""
+        return stable_hash(self.identity())
+
+    @property
+    def label(self) -> str:
+        """Short human description."""
+        return f"{self.model}/{self.data.tag}/seed={self.train['seed']}"
+
+
+@dataclass(frozen=True)
+class PredictionSpec:
+    """The limit predictions of one trained dense model."""
+
+    dense: DenseSpec
+    settings: dict
+
+    @property
+    def hash(self) -> str:
+        """Identity: the dense model and the prediction settings."""
+        return stable_hash({"dense": self.dense.hash, "settings": self.settings})
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One grid point, fully resolved.
+
+    Attributes:
+        model: Model name.
+        data: Dataset.
+        training: Name of the training variant.
+        train: Resolved TrainConfig dict of the dense training (``seed`` = run seed).
+        criterion: Criterion name; ``criterion_label`` its label in reports.
+        hparams: Resolved criterion hyper-parameters (defaults filled in).
+        procedure: Resolved procedure settings (``kind``, ``label``, ``scope``, ...).
+        sparsity: Fraction removed, or a symbolic name resolved from the predictions.
+        seed: Run seed.
+        finetune: Resolved fine-tuning TrainConfig dict, or ``None`` (no fine-tuning).
+        scoring: Scoring settings (samples, batch size, min_per_layer, loss_change).
+        prunable: The prunable-set rule.
+    """
+
+    model: str
+    data: DataConfig
+    training: str
+    train: dict
+    criterion: str
+    criterion_label: str
+    hparams: dict
+    procedure: dict
+    sparsity: float | str
+    seed: int
+    finetune: dict | None
+    scoring: dict
+    prunable: dict
+
+    def identity(self) -> dict:
+        """The resolved config that names this run (``data_dir`` excluded)."""
+        out = dataclasses.asdict(self)
+        out["data"] = {**self.data.identity(), "label": self.data.tag}
+        return out
+
+    @property
+    def hash(self) -> str:
+        """Stable content hash of :meth:`identity`."""
+        return stable_hash(self.identity())
+
+    @property
+    def dense(self) -> DenseSpec | None:
+        """The trained checkpoint this run prunes (``None`` for at-init and IMP)."""
+        if self.procedure["kind"] in FROM_INIT:
+            return None
+        return DenseSpec(self.model, self.data, self.train, self.prunable)
+
+    @property
+    def label(self) -> str:
+        """Short human description for progress and failure tables."""
+        return (
+            f"{self.model}/{self.data.tag}/{self.training}/{self.procedure['label']}/"
+            f"{self.criterion_label}/p={self.sparsity}/seed={self.seed}"
+        )
+
+
+def _matches(rule: ExcludeRule, point: dict) -> bool:
+    for key, wanted in vars(rule).items():
+        if wanted is None:
+            continue
+        wanted = wanted if isinstance(wanted, tuple) else (wanted,)
+        if not any(value in wanted for value in point[key]):
+            return False
+    return True
+
+
+def _procedure(config: SweepConfig, index: int, variant_train: dict, criterion: str) -> dict:
+    proc = config.procedures[index]
+    out = {"kind": proc.kind, "label": procedure_label(proc)}
+    out["scope"] = proc.scope or config.scoring.scope
+    if proc.kind != "imp":
+        out["loss_change"] = proc.loss_change or config.scoring.loss_change
+    if proc.kind == "iterative":
+        out["steps"] = proc.steps
+    elif proc.kind == "at-init":
+        out["bn_recalibrate"] = bool(proc.bn_recalibrate)
+        out["rounds"] = proc.rounds or (SYNFLOW_ROUNDS if criterion == "synflow" else 1)
+    elif proc.kind == "imp":
+        out["rounds"] = proc.rounds
+        out["rewind_epoch"] = 1 if proc.rewind_epoch is None else proc.rewind_epoch
+        if out["rewind_epoch"] > variant_train["epochs"]:
+            raise fail(
+                join(join("procedures", index), "rewind_epoch"),
+                f"{out['rewind_epoch']} exceeds the training epochs ({variant_train['epochs']})",
+            )
+    elif proc.kind == "lomp":
+        out["l1"] = proc.l1 or variant_train["l1"] or DEFAULT_L1
+    return out
+
+
+def _resolved_hparams(name: str, hparams: dict, seed: int) -> dict:
+    crit = CRITERIA.get(name)
+    fields = {f.name for f in dataclasses.fields(crit.hparams)}
+    if "seed" in fields and "seed" not in hparams:
+        hparams = {**hparams, "seed": seed}  # stochastic criteria follow the run seed
+    return dataclasses.asdict(crit.make_hparams(**hparams))
+
+
+def expand(config: SweepConfig) -> list[RunSpec]:
+    """Every run of the grid, in a deterministic order, exclusions applied, no duplicates.
+
+    Raises:
+        PrunelabError: A setting that only fails once combined (e.g. IMP's
+            ``rewind_epoch`` beyond a variant's epochs), naming its key.
+    """
+    runs: dict[str, RunSpec] = {}
+    finetune = train_dict(config, None)
+    scoring = dataclasses.asdict(config.scoring)
+    prunable = dataclasses.asdict(config.prunable)
+    criteria = [(c.name, lab, hp) for c in config.criteria for lab, hp in criterion_points(c)]
+    for model in config.models:
+        for data in config.data:
+            for v_index, variant in enumerate(config.training):
+                base_train = train_dict(config, v_index)
+                for p_index, proc in enumerate(config.procedures):
+                    crit_list = criteria
+                    if proc.kind in ("imp", "lomp"):
+                        crit_list = [("magnitude", "magnitude", {})]
+                    for name, crit_label, hparams in crit_list:
+                        resolved_proc = _procedure(config, p_index, base_train, name)
+                        for sparsity in config.sparsities:
+                            if isinstance(sparsity, str) and proc.kind in FROM_INIT:
+                                continue
+                            for seed in config.seeds:
+                                point = {
+                                    "model": [model],
+                                    "data": [data.tag],
+                                    "training": [variant.name],
+                                    "criterion": [name, crit_label],
+                                    "procedure": [proc.kind, resolved_proc["label"]],
+                                    "sparsity": [sparsity],
+                                    "seed": [seed],
+                                }
+                                if any(_matches(rule, point) for rule in config.exclude):
+                                    continue
+                                train = {**base_train, "seed": seed}
+                                if proc.kind == "lomp":
+                                    train["l1"] = resolved_proc["l1"]
+                                ft = {**finetune, "seed": seed}
+                                run = RunSpec(
+                                    model=model,
+                                    data=data,
+                                    training=variant.name,
+                                    train=train,
+                                    criterion=name,
+                                    criterion_label=crit_label,
+                                    hparams=_resolved_hparams(name, hparams, seed),
+                                    procedure=resolved_proc,
+                                    sparsity=sparsity,
+                                    seed=seed,
+                                    # at-init trains with `train` after pruning; IMP retrains
+                                    finetune=None if proc.kind in FROM_INIT else ft,
+                                    scoring=scoring,
+                                    prunable=prunable,
+                                )
+                                runs.setdefault(run.hash, run)
+    return list(runs.values())
+
+
+def dense_specs(runs: list[RunSpec]) -> list[DenseSpec]:
+    """The distinct trained dense models the runs need, in first-use order."""
+    out: dict[str, DenseSpec] = {}
+    for run in runs:
+        dense = run.dense
+        if dense is not None:
+            out.setdefault(dense.hash, dense)
+    return list(out.values())
+
+
+def prediction_settings(config: SweepConfig) -> dict | None:
+    """Resolved prediction settings (only the methods asked for), or ``None`` if none."""
+    pred = config.predictions
+    if not pred.methods:
+        return None
+    out: dict = {"methods": sorted(pred.methods)}
+    if "gaussian-width" in pred.methods:
+        out["gaussian_width"] = dataclasses.asdict(pred.gaussian_width)
+    if "actual" in pred.methods:
+        out["actual"] = dataclasses.asdict(pred.actual)
+    if "spectrum" in pred.methods:
+        out["spectrum"] = dataclasses.asdict(pred.spectrum)
+    if "cosine" in pred.methods:
+        out["cosine_grid"] = pred.cosine_grid
+    return out
+
+
+def study_specs(config: SweepConfig) -> list[dict]:
+    """Linear-theory studies (paper 000): one per feature-scale setting."""
+    lt = config.linear_theory
+    if lt is None:
+        return []
+    base = dataclasses.asdict(lt)
+    scales = base.pop("scales")
+    return [{"kind": "linear-theory", **base, "scales": s} for s in scales]

@@ -1,0 +1,268 @@
+"""Run a sweep: train each dense model once, predict, prune every grid point, store it all.
+
+Layout of a sweep directory ``OUT``::
+
+    OUT/config.toml        the config text the directory was created for
+    OUT/sweep.json         its name and config hash (identity of the directory)
+    OUT/results.sqlite     the results store (see :mod:`prunelab.experiments.store`)
+    OUT/dense/<hash>/      trained dense checkpoints (content-addressed, written atomically)
+    OUT/report/            written by :func:`prunelab.experiments.report.build_report`
+
+Resuming: every result is committed in its own transaction and a run whose hash is in
+the store is skipped, so a sweep killed at any moment (Ctrl-C, ``kill -9``) re-run with
+the same config finishes the missing runs only. Dense checkpoints are moved into place
+only once complete, so a kill mid-write leaves a hidden temporary directory (removed at
+the next start), never a usable-looking partial checkpoint. A lock file keeps two sweeps
+from writing the same ``OUT`` at once.
+
+Workers: ``workers <= 1`` runs every job in this process; ``workers = N > 1`` runs jobs in
+``N`` spawned processes (``concurrent.futures.ProcessPoolExecutor``), the cores shared
+between them. Workers only compute and return plain dicts; **only this process writes
+the store**, so SQLite never sees two writers. Jobs are scheduled as their inputs become
+ready (runs before predictions before dense training), so results appear early.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import heapq
+import itertools
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
+
+from tqdm import tqdm
+
+from prunelab._io import atomic_write_json, atomic_write_text
+from prunelab._version import __version__
+from prunelab.errors import PrunelabError
+from prunelab.experiments import runner_jobs, runner_predict
+from prunelab.experiments.config import SweepConfig, load_config
+from prunelab.experiments.runner_state import SweepPlan, SweepSummary
+from prunelab.experiments.store import ResultStore
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.toml"
+SWEEP_FILE = "sweep.json"
+STORE_FILE = "results.sqlite"
+DENSE_DIR = "dense"
+LOCK_FILE = ".lock"
+#: job priorities: lower runs first (results early, dense training last)
+PRIORITY = {"run": 0, "prediction": 1, "study": 2, "dense": 3}
+JOBS: dict[str, Callable[[dict], dict]] = {
+    "dense": runner_jobs.train_dense,
+    "prediction": runner_predict.predict,
+    "run": runner_jobs.prune,
+    "study": runner_predict.study,
+}
+
+
+@contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``OUT/.lock`` (released even by ``kill -9``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / LOCK_FILE, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PrunelabError(f"another sweep is running in {str(out)!r}; wait for it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _start_new_store(out: Path) -> None:
+    """``--force``: drop the old results and report; content-addressed ``dense/`` is kept."""
+    for name in (STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm", SWEEP_FILE, CONFIG_FILE):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "report", ignore_errors=True)
+
+
+def prepare_out(out: Path, config: SweepConfig, text: str, force: bool) -> None:
+    """Make ``out`` the directory of ``config``, refusing one made for another config.
+
+    Raises:
+        PrunelabError: ``out`` is a file, or holds another sweep / other files, and
+            ``force`` is False.
+    """
+    if out.exists() and not out.is_dir():
+        raise PrunelabError(f"--out {str(out)!r} is a file; choose a directory")
+    sweep_file = out / SWEEP_FILE
+    existing = None
+    if sweep_file.is_file():
+        try:
+            existing = json.loads(sweep_file.read_text()).get("config_hash")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            existing = "(unreadable)"
+    if existing != config.hash:
+        others = [p.name for p in out.iterdir() if p.name != LOCK_FILE] if out.exists() else []
+        if existing is not None or [n for n in others if n != DENSE_DIR]:
+            if not force:
+                what = f"sweep with config hash {existing}" if existing else "other files"
+                raise PrunelabError(
+                    f"{str(out)!r} holds a {what}, not this config ({config.name!r}, hash "
+                    f"{config.hash}); choose another --out or pass --force to start a new store"
+                )
+            log.warning("--force: starting a new results store in %s", out)
+            _start_new_store(out)
+    out.mkdir(parents=True, exist_ok=True)
+    # sweep.json first: a crash before config.toml is written leaves a directory that is
+    # still recognised as this config's (config.toml is then written on the next start)
+    if existing != config.hash:
+        atomic_write_json(
+            sweep_file,
+            {"name": config.name, "config_hash": config.hash, "prunelab_version": __version__},
+        )
+    if not (out / CONFIG_FILE).is_file() or existing != config.hash:
+        atomic_write_text(out / CONFIG_FILE, text)
+
+
+def _clean_temporaries(dense_dir: Path) -> None:
+    """Remove hidden temporary directories that a killed checkpoint write left behind."""
+    if dense_dir.is_dir():
+        for p in dense_dir.iterdir():
+            if p.name.startswith(".") and p.name.endswith((".tmp", ".old")):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+class _Executor:
+    """Runs jobs in this process (``workers <= 1``) or in a spawned process pool."""
+
+    def __init__(self, workers: int) -> None:
+        self.limit = max(1, workers)
+        self.pool = None
+        self.inflight: dict = {}
+        self.done: list = []
+        if workers > 1:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=runner_jobs.init_worker,
+                initargs=(threads,),
+            )
+
+    def has_room(self) -> bool:
+        return len(self.inflight) + len(self.done) < self.limit
+
+    def busy(self) -> bool:
+        return bool(self.inflight or self.done)
+
+    def submit(self, tag: tuple, job: dict) -> None:
+        fn = JOBS[tag[0]]
+        if self.pool is None:
+            self.done.append((tag, fn(job)))
+        else:
+            self.inflight[self.pool.submit(fn, job)] = tag
+
+    def next_result(self) -> tuple[tuple, dict]:
+        if self.done:
+            return self.done.pop(0)
+        finished, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
+        future = min(finished, key=lambda f: self.inflight[f][1])  # oldest first
+        tag = self.inflight.pop(future)
+        try:
+            return tag, future.result()
+        except BrokenProcessPool:
+            raise PrunelabError(
+                "a worker process died (out of memory?); finished results are saved: run the "
+                "same sweep again to resume"
+            ) from None
+
+    def close(self, cancel: bool = False) -> None:
+        if self.pool is None:
+            return
+        if cancel:
+            # results of running jobs are not needed (they are recomputed on resume), so
+            # stop the workers instead of waiting for them
+            for process in list(getattr(self.pool, "_processes", {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+def run_sweep(
+    config_path: str | Path,
+    out: str | Path | None = None,
+    workers: int = 1,
+    force: bool = False,
+    progress: bool = True,
+) -> SweepSummary:
+    """Run (or resume) the sweep of a TOML config.
+
+    Args:
+        config_path: The TOML file (see :mod:`prunelab.experiments.config`).
+        out: Sweep directory (default ``runs/<config name>``).
+        workers: ``<= 1``: run in this process; ``N``: ``N`` spawned worker processes.
+        force: If ``out`` holds another config's sweep, start a new store there.
+        progress: Show a tqdm progress bar on stderr.
+
+    Returns:
+        A :class:`~prunelab.experiments.runner_state.SweepSummary`.
+
+    Raises:
+        PrunelabError: Invalid config, a foreign ``out`` without ``force``, another sweep
+            running in ``out``, or a worker process that died.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise PrunelabError(f"workers must be an integer >= 0, got {workers!r}")
+    config = load_config(config_path)
+    text = Path(config_path).read_text(encoding="utf-8")
+    out = Path(out) if out is not None else Path("runs") / config.name
+    start = time.perf_counter()
+    with sweep_lock(out):
+        prepare_out(out, config, text, force)
+        _clean_temporaries(out / DENSE_DIR)
+        with ResultStore(out / STORE_FILE) as store:
+            store.set_meta("config_hash", config.hash)
+            store.set_meta("config", config.to_dict())
+            plan = SweepPlan(config, out / DENSE_DIR, store)
+            _execute(plan, workers, progress)
+            return plan.summary(out, time.perf_counter() - start)
+
+
+def _execute(plan: SweepPlan, workers: int, progress: bool) -> None:
+    heap: list = []
+    seq = itertools.count()
+    bar = tqdm(
+        total=plan.total_jobs,
+        desc=plan.config.name,
+        unit="job",
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+
+    def push(kind: str, key: str, job: dict) -> None:
+        heapq.heappush(heap, (PRIORITY[kind], next(seq), (kind, key), job))
+
+    plan.tick = lambda n=1: bar.update(n)
+    for kind, key, job in plan.initial_jobs():
+        push(kind, key, job)
+    executor = _Executor(workers)
+    try:
+        while heap or executor.busy():
+            while heap and executor.has_room():
+                _, order, (kind, key), job = heapq.heappop(heap)
+                executor.submit((kind, order, key), job)
+            (kind, _, key), result = executor.next_result()
+            for follow in plan.complete(kind, key, result):
+                push(*follow)
+            bar.update(1)
+            bar.set_postfix(plan.postfix())
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    finally:
+        bar.close()
+    executor.close()

@@ -1,0 +1,217 @@
+"""Sweeps: results, resuming after SIGKILL, foreign directories, failures and divergence."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from prunelab.errors import PrunelabError
+from prunelab.experiments import runner_jobs
+from prunelab.experiments.config import load_config
+from prunelab.experiments.grid import expand
+from prunelab.experiments.runner import run_sweep
+from prunelab.experiments.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "experiments" / "tiny.toml"
+
+FAULTS = """
+name = "faults"
+models = ["lenet300"]
+seeds = [0]
+sparsities = [0.5, 0.99999]   # 0.99999 keeps 1 weight < 3 layers: the mask refuses (a failure)
+[data]
+name = "digits"
+[train]
+epochs = 1
+[[training]]
+name = "plain"
+[[training]]
+name = "exploding"
+lr = 1e12                     # dense training diverges
+[finetune]
+epochs = 1
+lr = 1e12                     # fine-tuning diverges
+[[criteria]]
+name = "magnitude"
+"""
+
+
+def table(out: Path, name: str = "runs") -> dict[str, tuple]:
+    """``hash -> (status, error, metrics, config)`` of a store table (timings left out)."""
+    with ResultStore(out / "results.sqlite") as store:
+        rows = store.rows(name)
+    assert len(rows) == len({r["hash"] for r in rows})  # never a duplicate
+    payload = "result" if name == "predictions" else "metrics"
+    return {r["hash"]: (r["status"], r["error"], r[payload], r["config"]) for r in rows}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """An uninterrupted tiny sweep."""
+    out = tmp_path_factory.mktemp("sweeps") / "reference"
+    summary = run_sweep(TINY, out, progress=False)
+    assert (summary.ok, summary.failed, summary.diverged) == (4, 0, 0)
+    return out
+
+
+def test_sweep_records_every_run_once(reference):
+    runs = table(reference)
+    assert set(runs) == {r.hash for r in expand(load_config(TINY))}
+    for status, error, metrics, config in runs.values():
+        assert status == "ok" and error is None
+        p = config["sparsity"]
+        assert metrics["nnz"] == round((1 - p) * metrics["total"])
+        assert metrics["after_prune"]["accuracy"] is not None
+        assert metrics["after_finetune"]["accuracy"] is not None
+        assert metrics["flops"]["reduction"] == pytest.approx(1 / (1 - p), rel=1e-3)
+        (step,) = metrics["loss_change"]  # one-shot: one step, measured on the scoring batches
+        assert step["loss_after"] == pytest.approx(metrics["step_log"][0]["loss"], rel=1e-6)
+        assert step["measured"] == metrics["loss_change_total"]["measured"]
+    assert len(table(reference, "dense")) == 1
+    (pred,) = table(reference, "predictions").values()
+    assert pred[0] == "ok" and {"cosine", "gaussian-width", "actual", "spectrum"} <= set(pred[2])
+
+
+def test_resume_skips_everything_and_changes_nothing(reference, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    before = table(out)
+    summary = run_sweep(TINY, out, progress=False)
+    assert summary.runs_skipped == 4 and summary.runs_executed == 0
+    assert summary.dense_trained == 0 and summary.dense_reused == 1
+    assert table(out) == before
+
+
+def test_killed_sweep_resumes_to_the_same_table(reference, tmp_path):
+    out = tmp_path / "killed"
+    code = (
+        "import sys\nfrom prunelab.experiments.runner import run_sweep\n"
+        "run_sweep(sys.argv[1], sys.argv[2], progress=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(TINY), str(out)], env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    rows = 0
+    try:
+        while rows < 1 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+            if (out / "results.sqlite").exists():
+                try:
+                    con = sqlite3.connect(out / "results.sqlite", timeout=5)
+                    rows = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+                    con.close()
+                except sqlite3.OperationalError:  # tables not created yet
+                    rows = 0
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the sweep finished before it could be killed"
+    partial = table(out)
+    assert 1 <= len(partial) < 4
+    summary = run_sweep(TINY, out, progress=False)
+    assert summary.runs_skipped == len(partial)
+    assert table(out) == table(reference)
+    assert table(out, "dense") == table(reference, "dense")
+    assert table(out, "predictions") == table(reference, "predictions")
+
+
+def test_other_config_is_refused_unless_forced(reference, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    other = tmp_path / "other.toml"
+    other.write_text(TINY.read_text().replace("sparsities = [0.5, 0.9]", "sparsities = [0.5]"))
+    with pytest.raises(PrunelabError, match="--force"):
+        run_sweep(other, out, progress=False)
+    summary = run_sweep(other, out, progress=False, force=True)
+    assert summary.runs_total == 2 and summary.runs_skipped == 0  # a new store
+    assert summary.dense_reused == 1  # content-addressed checkpoints are kept
+    assert (out / "config.toml").read_text() == other.read_text()
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(PrunelabError, match="other files"):
+        run_sweep(TINY, stray, progress=False)
+
+
+def test_failures_and_divergence_are_recorded(tmp_path):
+    cfg = tmp_path / "faults.toml"
+    cfg.write_text(FAULTS)
+    summary = run_sweep(cfg, tmp_path / "out", progress=False)
+    runs = {
+        (c["training"], c["sparsity"]): (s, e, m) for s, e, m, c in table(tmp_path / "out").values()
+    }
+    status, error, metrics = runs[("plain", 0.99999)]
+    assert status == "failed" and "min_per_layer" in error and metrics is None
+    status, error, metrics = runs[("plain", 0.5)]
+    assert status == "diverged" and "diverged" in error and metrics is None  # never accuracy 0
+    for p in (0.5, 0.99999):
+        status, error, metrics = runs[("exploding", p)]
+        assert status == "diverged" and error.startswith("dense model diverged")
+    dense = table(tmp_path / "out", "dense")
+    (bad,) = [h for h, d in dense.items() if d[0] != "ok"]
+    assert dense[bad][0] == "diverged"
+    assert not (tmp_path / "out" / "dense" / bad).exists()  # no checkpoint of a diverged model
+    assert (summary.ok, summary.failed, summary.diverged) == (0, 1, 3)
+    assert len(summary.failures) == 4
+
+
+def test_nonfinite_metrics_mean_diverged():
+    def nan_after_prune(job):
+        return {"after_prune": {"loss": math.nan, "accuracy": 10.0}}
+
+    result = runner_jobs._guard(nan_after_prune, {})
+    assert result["status"] == "diverged" and "after_prune.loss" in result["error"]
+
+    def raises(job):
+        raise RuntimeError("boom")
+
+    result = runner_jobs._guard(raises, {})
+    assert result["status"] == "failed" and result["error"] == "RuntimeError: boom"
+
+
+def test_partial_checkpoint_is_never_used(reference, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    (dense_hash,) = table(out, "dense")
+    ckpt = out / "dense" / dense_hash
+    # a kill during the atomic write leaves a hidden temporary directory, never `ckpt`
+    shutil.copytree(ckpt, out / "dense" / f".{dense_hash}.abc123.tmp")
+    shutil.rmtree(ckpt)
+    (out / "dense" / dense_hash).mkdir()  # a stray half directory without meta.json
+    (out / "dense" / dense_hash / "model.safetensors").write_bytes(b"partial")
+    assert runner_jobs.dense_ready(ckpt, dense_hash) is None
+    with ResultStore(out / "results.sqlite") as store:
+        store.conn.execute("DELETE FROM runs WHERE rowid = (SELECT MIN(rowid) FROM runs)")
+    summary = run_sweep(TINY, out, progress=False)
+    assert summary.dense_trained == 1 and summary.runs_executed == 1
+    assert not list((out / "dense").glob(".*.tmp"))
+    assert table(out) == table(reference)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
+def test_worker_processes_give_the_same_table(reference, tmp_path):
+    out = tmp_path / "pool"
+    summary = run_sweep(TINY, out, workers=2, progress=False)
+    assert summary.ok == 4
+    ours, ref = table(out), table(reference)
+    assert set(ours) == set(ref)
+    for h, (status, _, metrics, _) in ours.items():
+        # one thread per worker instead of two: float32 sums may differ in the last bits,
+        # which one fine-tuning epoch amplifies to ~1e-7 relative
+        ref_metrics = ref[h][2]
+        assert status == ref[h][0]
+        assert metrics["nnz"] == ref_metrics["nnz"]
+        for stage, rel in (("after_prune", 1e-5), ("after_finetune", 1e-4)):
+            assert metrics[stage]["loss"] == pytest.approx(ref_metrics[stage]["loss"], rel=rel)
