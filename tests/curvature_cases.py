@@ -154,6 +154,17 @@ def make_case(name: str, seed: int = 0) -> Case:
     return Case(name, model, loss_fn, batches, names)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Run on one thread (tiny models; OpenMP barriers slow them 5-10x on a busy box)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 @pytest.fixture(params=CASE_NAMES)
 def case(request) -> Case:
     """Every shared case in turn."""

@@ -1,4 +1,4 @@
-"""Two CPU processes (gloo, file:// rendezvous, no network ports) give the 1-process numbers."""
+"""Two CPU processes (gloo on loopback, file:// rendezvous: no port to pick) match one."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from curvature_cases import make_case
+from curvature_cases import make_case, one_thread  # noqa: F401 (fixtures)
 from prunelab.curvature import (
     EmpiricalFisher,
     Hessian,
@@ -19,6 +19,7 @@ from prunelab.curvature import (
     top_eigenvalues,
     trace,
 )
+from prunelab.errors import PrunelabError
 
 WORLD = 2
 
@@ -58,8 +59,17 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         # (b) each rank is handed its own shard and auto-detection keeps it as is.
         full = _compute(shard=True)
         pre = _compute(batches_for_rank=lambda b: b[rank::WORLD])
-        if rank == 0:
-            torch.save({"full": full, "pre": pre}, Path(out_dir) / "dist.pt")
+        # A NaN in batch 1 (rank 1's share) must stop both ranks, none left waiting.
+        c = make_case("conv-ce")
+        x, y = c.batches[1]
+        bad = [c.batches[0], (x * float("nan"), y), c.batches[2]]
+        H = Hessian(c.model, c.loss_fn, bad, shard=True)
+        try:
+            H @ torch.ones(H.dim, dtype=torch.float64)
+            message = None
+        except PrunelabError as exc:
+            message = str(exc)
+        torch.save({"full": full, "pre": pre, "error": message}, Path(out_dir) / f"dist{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -67,7 +77,11 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
 @pytest.mark.dist
 def test_two_processes_match_one(tmp_path):
     mp.spawn(_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=WORLD, join=True)
-    got = torch.load(tmp_path / "dist.pt")
+    got = torch.load(tmp_path / "dist0.pt")
+    assert got["error"] == "non-finite Hessian product on another rank"
+    assert (
+        torch.load(tmp_path / "dist1.pt")["error"] == "non-finite loss (nan) on batch 1 on rank 1"
+    )
     ref = _compute()
     # Rank 0 really worked on its share: batches 0 and 2 of (5, 3, 4) examples.
     assert got["full"]["local"] == (2, True, True)

@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from curvature_cases import case, make_case, rel_err  # noqa: F401  (fixture)
+from curvature_cases import case, make_case, one_thread, rel_err  # noqa: F401 (fixtures)
 from prunelab.curvature import GGN, EmpiricalFisher, Hessian
 from prunelab.errors import PrunelabError
+from prunelab.prunable import PrunableSpec
 
 OPS = {
     "hessian": (lambda c, **kw: Hessian(c.model, c.loss_fn, c.batches, **kw), "dense_hessian"),
@@ -179,3 +180,18 @@ def test_compile_failure_falls_back_to_eager(monkeypatch, caplog):
     v = torch.ones(c.dim, dtype=torch.float64)
     assert rel_err(H @ v, c.dense_hessian() @ v) <= 1e-10
     assert "falling back to eager" in caplog.text
+
+
+def test_distributed_true_needs_a_process_group():
+    c = make_case("mlp-ce")
+    with pytest.raises(PrunelabError, match="torch.distributed is not initialised"):
+        Hessian(c.model, c.loss_fn, c.batches, distributed=True)
+
+
+def test_params_accepts_a_prunable_spec():
+    c = make_case("mlp-ce")
+    H = Hessian(c.model, c.loss_fn, c.batches, params=PrunableSpec(include_classifier=False))
+    assert H.param_names == ["0.weight"]
+    H = Hessian(c.model, c.loss_fn, c.batches, params=PrunableSpec(include_bias=True))
+    assert H.param_names == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert H.layers() == {"0": ["0.weight", "0.bias"], "2": ["2.weight", "2.bias"]}

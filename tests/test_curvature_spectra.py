@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from curvature_cases import make_case
+from curvature_cases import make_case, one_thread  # noqa: F401 (fixtures)
 from prunelab.curvature import (
     GGN,
     EmpiricalFisher,

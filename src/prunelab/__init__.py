@@ -12,7 +12,7 @@ Example:
     True
 """
 
-from prunelab import data, masks, models, train
+from prunelab import curvature, data, limits, masks, models, procedures, train
 from prunelab._version import __version__
 from prunelab.checkpoint import load, save
 from prunelab.errors import PrunelabError
@@ -28,7 +28,10 @@ __all__ = [
     "PrunelabError",
     "TrainConfig",
     "__version__",
+    "curvature",
     "data",
+    "limits",
+    "procedures",
     "evaluate",
     "load",
     "loss_function",

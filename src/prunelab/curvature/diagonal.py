@@ -63,7 +63,7 @@ def exact_diagonal(
 
 
 def hutchinson_diag(
-    op: CurvatureOperator, num_probes: int, seed: int = 0, block_size: int = 16
+    op: CurvatureOperator, num_probes: int, seed: int = 0, block_size: int = 10
 ) -> Estimate:
     """Hutchinson's diagonal estimate ``diag(A) ≈ mean_s z_s ⊙ (A z_s)``, Rademacher ``z``.
 

@@ -33,7 +33,7 @@ def layer_traces(
     *,
     method: str = "hutchinson",
     restrict: bool | None = None,
-    block_size: int = 16,
+    block_size: int = 10,
 ) -> dict[str, Estimate]:
     """Trace of each layer's diagonal block, with standard errors.
 

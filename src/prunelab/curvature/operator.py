@@ -47,7 +47,11 @@ class CurvatureOperator:
             ``None`` = detect (shard when all ranks hold identical batches).
         distributed: ``None`` = all-reduce when a process group with >1 rank exists.
         compile: Wrap the per-batch kernel in ``torch.compile`` (falls back to eager,
-            with a logged warning, if compilation fails).
+            with a logged warning, if compilation fails). Compiling takes 15-30 s on 2
+            CPU cores per (batch shape, number of probes, mode); past
+            ``torch._dynamo``'s recompile limit (8) PyTorch runs the kernel eagerly. Worth
+            it only for long runs with fixed shapes (gain measured: 0-10 %, see
+            benchmarks/CURVATURE.md).
 
     Raises:
         PrunelabError: On a non-deterministic model, unknown parameter names or no data.
@@ -181,12 +185,15 @@ class CurvatureOperator:
             for b in p.batches:
                 prods, loss = self._batch_product(b, vs)
                 flat = p.cat(prods)
+                msg = None
                 if not torch.isfinite(loss):
-                    bad = f"non-finite loss ({float(loss)}) on {p.batch_label(b)}"
+                    msg = f"non-finite loss ({float(loss)}) on {p.batch_label(b)}"
                 elif not bool(torch.isfinite(flat).all()):
-                    bad = f"non-finite {self.kind} product on {p.batch_label(b)}"
-                if bad is not None and not p.world.active:
-                    raise PrunelabError(bad)
+                    msg = f"non-finite {self.kind} product on {p.batch_label(b)}"
+                if msg is not None:
+                    if not p.world.active:
+                        raise PrunelabError(msg)
+                    bad = bad or msg  # report the first bad batch of this rank
                 acc.add_(flat, alpha=float(b.n))
         if p.world.active:
             # Every rank must reach the same collectives, so failures are agreed on first.

@@ -104,7 +104,7 @@ def spectrum_summary(
         num_runs: SLQ runs (>= 2 for a standard error).
         seed: Seed of the start vectors and layer probes.
         per_layer: Also estimate each layer's block trace (Hutchinson, ``layer_probes``
-            probes, one extra pass per 16 probes).
+            probes, one extra pass per 10 probes).
         params: Parameter selection (default: the prunable set).
         operator: ``"hessian"``, ``"ggn"`` or ``"fisher"`` (empirical).
         layer_probes: Probes for the per-layer traces.

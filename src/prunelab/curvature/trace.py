@@ -39,7 +39,7 @@ def trace(
     seed: int = 0,
     method: str = "hutchinson",
     *,
-    block_size: int = 16,
+    block_size: int = 10,
 ) -> Estimate:
     """Estimate ``tr A`` with a standard error.
 
