@@ -29,11 +29,11 @@ test: $(STAMP) lint
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
-reproduce: $(STAMP)
+reproduce: $(STAMP)  # each sweep resumes where it stopped
 	for cfg in experiments/*.toml; do $(BIN)/prunelab sweep $$cfg --out runs/$$(basename $$cfg .toml) || exit 1; $(BIN)/prunelab report runs/$$(basename $$cfg .toml); done
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/curvature_hvp.py --repeats 5 --extra
 
 clean:
 	rm -rf $(VENV) reports runs .pytest_cache .ruff_cache
