@@ -13,13 +13,19 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from prunelab import data as datasets
+from prunelab import models
 from prunelab.errors import PrunelabError
 from prunelab.experiments import runner_jobs
 from prunelab.experiments.config import load_config
 from prunelab.experiments.grid import expand
+from prunelab.experiments.report import build_report
 from prunelab.experiments.runner import run_sweep
 from prunelab.experiments.store import ResultStore
+from prunelab.procedures import lomp
+from prunelab.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "experiments" / "tiny.toml"
@@ -165,6 +171,9 @@ def test_failures_and_divergence_are_recorded(tmp_path):
     assert not (tmp_path / "out" / "dense" / bad).exists()  # no checkpoint of a diverged model
     assert (summary.ok, summary.failed, summary.diverged) == (0, 1, 3)
     assert len(summary.failures) == 4
+    page = build_report(tmp_path / "out").read_text()
+    assert "0 ok, 1 failed, 3 diverged" in page and "Failures and divergences (5)" in page
+    assert "min_per_layer" in page and "dense model diverged" in page
 
 
 def test_nonfinite_metrics_mean_diverged():
@@ -215,3 +224,42 @@ def test_worker_processes_give_the_same_table(reference, tmp_path):
         assert metrics["nnz"] == ref_metrics["nnz"]
         for stage, rel in (("after_prune", 1e-5), ("after_finetune", 1e-4)):
             assert metrics[stage]["loss"] == pytest.approx(ref_metrics[stage]["loss"], rel=rel)
+
+
+LOMP = """
+name = "lomp"
+models = ["lenet300"]
+seeds = [3]
+sparsities = [0.8]
+[data]
+name = "digits"
+[train]
+epochs = 1
+[[procedures]]
+kind = "lomp"
+l1 = 0.001
+[scoring]
+samples = 64
+"""
+
+
+def test_sweep_lomp_equals_the_procedure(tmp_path):
+    """LOMP in a sweep equals :func:`prunelab.procedures.lomp`.
+
+    The sweep trains LOMP's ℓ1 model once as a shared dense checkpoint and then prunes it
+    by one-shot magnitude; the numbers must be exactly those of the procedure.
+    """
+    cfg = tmp_path / "lomp.toml"
+    cfg.write_text(LOMP)
+    run_sweep(cfg, tmp_path / "out", progress=False)
+    ((status, _, metrics, config),) = table(tmp_path / "out").values()
+    assert status == "ok" and config["train"]["l1"] == 0.001
+
+    data = datasets.load("digits", seed=0)
+    torch.manual_seed(3)
+    model = models.build("lenet300", data)
+    train = TrainConfig(**{**config["train"], "l1": 0.0})
+    mask, record = lomp(model, data, 0.8, train, l1=0.001, score_samples=64)
+    assert metrics["nnz"] == mask.nnz
+    assert metrics["after_prune"] == record.after_prune
+    assert metrics["dense"] == record.dense

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 
 from prunelab.cli._common import Formatter, emit, nonneg_int
@@ -25,7 +24,7 @@ def _sweep(args: argparse.Namespace) -> int:
     for f in s.failures:
         text += f"\n  {f['status']}: {f['label']}: {f['error']}"
     text += f"\nnext: prunelab report {s.out}"
-    emit(args, dataclasses.asdict(s), text)
+    emit(args, s.to_dict(), text)
     return 0
 
 

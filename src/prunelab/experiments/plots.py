@@ -92,8 +92,11 @@ def scatter(
     """
     fig, ax = plt.subplots(figsize=(5.6, 4.6))
     every: list[float] = []
-    for name, (xs, ys) in series.items():
-        ax.scatter(xs, ys, s=18, alpha=0.8, label=name)
+    markers = "os^Dv<>"
+    for i, (name, (xs, ys)) in enumerate(series.items()):
+        # distinct markers, later series smaller: coinciding points stay visible
+        size = max(10, 30 - 5 * i)
+        ax.scatter(xs, ys, s=size, alpha=0.8, marker=markers[i % len(markers)], label=name)
         every += [*xs, *ys]
     if diagonal and every:
         lo, hi = min(every), max(every)

@@ -33,6 +33,7 @@ from prunelab.experiments.report_sections import (
     accuracy_sections,
     layer_sections,
     loss_change_section,
+    procedure_sections,
 )
 from prunelab.prunable import PrunableSpec
 
@@ -187,6 +188,7 @@ def build_report(out: str | Path) -> Path:
         blocks += _summary(data, rep)
         blocks += prediction_section(data, rep)
         blocks += accuracy_sections(data, rep)
+        blocks += procedure_sections(data, rep)
         blocks += layer_sections(data, rep)
         blocks += loss_change_section(data, rep)
         blocks += spectrum_and_weights(data, rep)

@@ -154,10 +154,11 @@ def dense_tags(data: SweepData) -> dict[str, dict]:
     for run in data.runs:
         if run.get("dense_hash"):
             c = run["config"]
-            out.setdefault(
-                run["dense_hash"],
-                {"data": c["data"].get("label") or c["data"]["name"], "training": c["training"]},
-            )
+            training = c["training"]
+            if c["procedure"]["kind"] == "lomp":  # LOMP trains its own ℓ1 dense model
+                training += f" + lomp l1={c['procedure']['l1']:g}"
+            data_label = c["data"].get("label") or c["data"]["name"]
+            out.setdefault(run["dense_hash"], {"data": data_label, "training": training})
     return out
 
 

@@ -160,7 +160,7 @@ def loss_change_section(data: SweepData, rep: Path) -> list[str]:
     for order in ("second_order", "first_order"):
         series: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
         for r in rows:
-            xs, ys = series[f"{r['criterion']} ({r['procedure']})"]
+            xs, ys = series[r["procedure"]]  # criteria are in the CSV; colours = steps
             xs.append(r[order])
             ys.append(r["measured"])
         word = order.replace("_", "-")
@@ -180,8 +180,56 @@ def loss_change_section(data: SweepData, rep: Path) -> list[str]:
             )
         )
     note = html.paragraph(
-        "Each point is one run: the Taylor prediction of every pruning step summed over the "
-        "steps, against the loss measured on the same scoring batches.",
+        "Each point is one run (colour: procedure): the Taylor prediction of every pruning "
+        "step summed over the steps, against the loss measured on the same scoring batches. "
+        "The CSV names the criterion of each point.",
         note=True,
     )
     return [html.section("Predicted vs measured loss change", note, *images)]
+
+
+#: more curves than this in one "procedures compared" figure would be unreadable
+MAX_CURVES = 12
+
+
+def procedure_sections(data: SweepData, rep: Path) -> list[str]:
+    """Accuracy after fine-tuning of every (procedure, criterion), one figure per model/data.
+
+    Only where a model / data / training has several procedures and at most
+    :data:`MAX_CURVES` curves (e.g. 004's magnitude vs LOMP vs IMP at equal sparsity).
+    """
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for run in data.runs:
+        k = run_key(run)
+        groups[(k["model"], k["data"], k["training"])].append(run)
+    images = []
+    for (model, dat, training), runs in groups.items():
+        rows = [r for r in aggregate(runs) if r["acc_finetuned_mean"] is not None]
+        names = list(dict.fromkeys(f"{r['procedure']}: {r['criterion']}" for r in rows))
+        procedures = {r["procedure"] for r in rows}
+        if len(procedures) < 2 or len(names) > MAX_CURVES:
+            continue
+        curves = {}
+        for name in names:
+            pts = sorted(
+                (r for r in rows if f"{r['procedure']}: {r['criterion']}" == name),
+                key=lambda r: r["achieved_sparsity_mean"],
+            )
+            curves[name] = (
+                [r["achieved_sparsity_mean"] for r in pts],
+                [r["acc_finetuned_mean"] for r in pts],
+                [r["acc_finetuned_sd"] for r in pts],
+            )
+        title = f"{model} on {dat}, training {training}: procedures after fine-tuning"
+        images.append(
+            figure(
+                rep,
+                slug("procedures", model, dat, training),
+                rows,
+                title,
+                plots.accuracy_vs_sparsity,
+                curves=curves,
+                title=f"{title}\n(IMP: after its last retraining; at-init: after training)",
+            )
+        )
+    return [html.section("Procedures compared", *images)] if images else []
