@@ -211,7 +211,8 @@ def _taylor1(model, params, batches, loss_fn, hp: Taylor1Hparams):
     return add_locality(scores, params, hp.locality)
 
 
-def _obd(model, params, batches, loss_fn, hp: ObdHparams):
+def _curvature_score(model, params, batches, loss_fn, hp: ObdHparams | Taylor2Hparams):
+    """``obd`` (no first-order term) and ``taylor2`` share everything but ``g θ``."""
     require_params(params)
     scores = second_order_scores(
         model,
@@ -223,33 +224,19 @@ def _obd(model, params, batches, loss_fn, hp: ObdHparams):
         seed=hp.seed,
         negative_curvature=hp.negative_curvature,
         temperature=hp.temperature,
-        first_order_sign=None,
-    )
-    return add_locality(scores, params, hp.locality)
-
-
-def _taylor2(model, params, batches, loss_fn, hp: Taylor2Hparams):
-    require_params(params)
-    scores = second_order_scores(
-        model,
-        params,
-        batches,
-        loss_fn,
-        curvature=hp.curvature,
-        num_probes=hp.num_probes,
-        seed=hp.seed,
-        negative_curvature=hp.negative_curvature,
-        temperature=hp.temperature,
-        first_order_sign=hp.first_order_sign,
+        first_order_sign=getattr(hp, "first_order_sign", None),
     )
     return add_locality(scores, params, hp.locality)
 
 
 CRITERIA.add("taylor1", Criterion("taylor1", _taylor1, Taylor1Hparams, True, "|g θ| (001 LM)"))
 CRITERIA.add(
-    "obd", Criterion("obd", _obd, ObdHparams, True, "½ c θ², c = curvature diagonal (OBD)")
+    "obd",
+    Criterion("obd", _curvature_score, ObdHparams, True, "½ c θ², c = curvature diagonal (OBD)"),
 )
 CRITERIA.add(
     "taylor2",
-    Criterion("taylor2", _taylor2, Taylor2Hparams, True, "|−g θ + ½ c θ²| (001 QM, 002 FTS/HTS)"),
+    Criterion(
+        "taylor2", _curvature_score, Taylor2Hparams, True, "|−g θ + ½ c θ²| (001 QM, 002 FTS/HTS)"
+    ),
 )
