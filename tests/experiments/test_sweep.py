@@ -27,7 +27,7 @@ from prunelab.experiments.store import ResultStore
 from prunelab.procedures import lomp
 from prunelab.train import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "experiments" / "tiny.toml"
 
 FAULTS = """

@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -152,23 +151,6 @@ def make_case(name: str, seed: int = 0) -> Case:
     loss_fn = F.cross_entropy if loss == "ce" else F.mse_loss
     names = list(prunable_parameters(model))
     return Case(name, model, loss_fn, batches, names)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Run on one thread (tiny models; OpenMP barriers slow them 5-10x on a busy box)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@pytest.fixture(params=CASE_NAMES)
-def case(request) -> Case:
-    """Every shared case in turn."""
-    return make_case(request.param)
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:

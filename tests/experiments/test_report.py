@@ -14,7 +14,7 @@ from prunelab.experiments.report import build_report
 from prunelab.experiments.report_data import aggregate, load_sweep, mean_sd
 from prunelab.experiments.runner import run_sweep
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SWEEP = """
 name = "report-test"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from cases import make_case, rel_err
 from torch import nn
 
-from curvature_cases import case, make_case, one_thread, rel_err  # noqa: F401 (fixtures)
 from prunelab.curvature import GGN, EmpiricalFisher, Hessian
 from prunelab.errors import PrunelabError
 from prunelab.prunable import PrunableSpec
@@ -31,7 +31,7 @@ OPS = {
 
 
 @pytest.mark.parametrize("kind", list(OPS))
-def test_products_match_dense_reference(case, kind):  # noqa: F811
+def test_products_match_dense_reference(case, kind):
     build, ref_name = OPS[kind]
     op = build(case)
     dense = getattr(case, ref_name)()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from cases import CASE_NAMES, make_case, rel_err
 
-from curvature_cases import CASE_NAMES, make_case, one_thread, rel_err  # noqa: F401 (fixtures)
 from prunelab.curvature import (
     GGN,
     Hessian,

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 import torch
+from cases import make_case
 
-from curvature_cases import make_case, one_thread  # noqa: F401 (fixtures)
 from prunelab.curvature import (
     GGN,
     EmpiricalFisher,

@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
+from cases import make_case
 
-from curvature_cases import make_case, one_thread  # noqa: F401 (fixtures)
 from prunelab.curvature import SpectralMeasure, spectrum_summary, write_spectrum_report
 from prunelab.errors import PrunelabError
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from cases import make_case
 
-from curvature_cases import make_case, one_thread  # noqa: F401 (fixtures)
 from prunelab.curvature import (
     EmpiricalFisher,
     Hessian,

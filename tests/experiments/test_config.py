@@ -14,7 +14,7 @@ from prunelab.errors import PrunelabError
 from prunelab.experiments.config import load_config, parse_config
 from prunelab.experiments.grid import dense_specs, expand
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
 REPRODUCTIONS = (
     "linear_importance",
