@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunelab.curvature import Hessian
+from prunelab.curvature import Hessian, RestrictedOperator
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 from prunelab.limits import (
@@ -21,7 +21,6 @@ from prunelab.limits import (
     predict_limit,
     resolve_eps,
 )
-from prunelab.limits._inputs import RestrictedOperator
 from prunelab.train import loss_function
 
 D, NULL = 40, 4  # weights; the last NULL inputs are always 0 -> zero Hessian rows
@@ -199,8 +198,7 @@ def test_ritz_zero_mass_moves_unresolved_nodes_to_zero():
 
 
 def test_lanczos_measure_equals_slq_and_diagnostics_are_reported():
-    from prunelab.curvature import lanczos, slq
-    from prunelab.limits._quadrature import measure_from_lanczos
+    from prunelab.curvature import lanczos, measure_from_lanczos, slq
 
     model, data, _ = _quadratic()
     op = Hessian(model, loss_function(data), [data.train], params=["weight"])

@@ -16,6 +16,10 @@ every example of an iterable of ``(x, y)`` batches (methods.md §1):
     >>> abs(est.value - float(H.to_dense().trace())) < 4 * est.stderr
     True
 
+Quadrature rules other than plain SLQ's Gauss rule (averaged Gauss/anti-Gauss) come
+from :func:`quadrature_measure` on a :func:`lanczos` result; :class:`RestrictedOperator`
+is an operator's block over single flat coordinates.
+
 With ``torch.distributed`` initialised, every function here shards the batches across
 ranks and all-reduces the products; results match a single process.
 """
@@ -30,31 +34,49 @@ from prunelab.curvature.hessian import Hessian
 from prunelab.curvature.lanczos import LanczosResult, lanczos
 from prunelab.curvature.layerwise import layer_slq, layer_traces
 from prunelab.curvature.operator import MAX_DENSE_DIM, CurvatureOperator
+from prunelab.curvature.quadrature import (
+    QUADRATURES,
+    anti_gauss_rule,
+    chain_rule,
+    gauss_rule,
+    measure_from_lanczos,
+    quadrature_measure,
+    ritz_deflate,
+)
+from prunelab.curvature.restricted import RestrictedOperator, restrict_to_mask
 from prunelab.curvature.slq import SpectralMeasure, slq
-from prunelab.curvature.summary import SpectrumSummary, spectrum_summary, write_spectrum_report
+from prunelab.curvature.summary import SpectrumSummary, spectrum_summary
 from prunelab.curvature.trace import trace
 
 __all__ = [
     "GGN",
     "MAX_DENSE_DIM",
+    "QUADRATURES",
     "CurvatureOperator",
     "EmpiricalFisher",
     "Estimate",
     "Hessian",
     "LanczosResult",
+    "RestrictedOperator",
     "SpectralMeasure",
     "SpectrumSummary",
     "TopEigen",
+    "anti_gauss_rule",
+    "chain_rule",
     "empirical_fisher_diag",
     "exact_diagonal",
     "fisher_diag",
+    "gauss_rule",
     "hutchinson_diag",
     "lanczos",
     "layer_slq",
     "layer_traces",
+    "measure_from_lanczos",
+    "quadrature_measure",
+    "restrict_to_mask",
+    "ritz_deflate",
     "slq",
     "spectrum_summary",
     "top_eigenvalues",
     "trace",
-    "write_spectrum_report",
 ]

@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -28,16 +29,21 @@ from prunelab.curvature.operator import CurvatureOperator
 class SpectralMeasure:
     """The SLQ measure: per run, Ritz values (nodes) and quadrature weights.
 
+    Built by :func:`slq` (plain Gauss rule, Ritz values) or by
+    :func:`~prunelab.curvature.quadrature_measure` (any quadrature rule).
+
     Attributes:
-        nodes: ``(runs, m)`` float64 Ritz values, ascending within a run; entries past
-            a run's length are padding (0) with zero weight.
+        nodes: ``(runs, m)`` float64 Ritz values, ascending within a run (for the Gauss
+            rule); entries past a run's length are padding (0) with zero weight.
         weights: ``(runs, m)`` float64 weights ``τ``; each run's weights sum to 1.
-        lengths: ``(runs,)`` Lanczos steps each run took (< m after a breakdown).
+        lengths: ``(runs,)`` real nodes of each run: the Lanczos steps it took (< m after a
+            breakdown) for the Gauss rule.
         dim: ``D``, the operator dimension.
         num_iters: ``m`` after clamping to ``D``.
         requested_iters: ``m`` as requested.
         seed: Seed of the start vectors.
-        residuals: ``(runs, m)`` residual bounds ``β |u_last|`` of each Ritz pair.
+        residuals: ``(runs, m)`` residual bounds ``β |u_last|`` of each Ritz pair (NaN
+            for rules whose nodes are not Ritz values).
     """
 
     nodes: Tensor
@@ -86,6 +92,10 @@ class SpectralMeasure:
     def mask(self) -> Tensor:
         """``(runs, m)`` True for real (non-padding) nodes."""
         return torch.arange(self.nodes.shape[1])[None, :] < self.lengths[:, None]
+
+    def to_numpy(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(nodes, weights)`` as float64 NumPy arrays ``(runs, m)`` (padding: weight 0)."""
+        return self.nodes.detach().cpu().numpy(), self.weights.detach().cpu().numpy()
 
     def expect(self, f: Callable[[Tensor], Tensor] | None = None) -> Estimate:
         """``mean_r Σ_j τ_rj f(θ_rj) ≈ E_v[vᵀ f(A) v] = tr f(A) / D``.
@@ -154,7 +164,8 @@ class SpectralMeasure:
     @classmethod
     def from_dict(cls, d: dict) -> SpectralMeasure:
         """Inverse of :meth:`to_dict`."""
-        r, m = len(d["runs"]), int(d["num_iters"])
+        r = len(d["runs"])  # a rule other than Gauss can have more nodes than steps
+        m = max([int(d["num_iters"])] + [len(run["nodes"]) for run in d["runs"]])
         nodes, weights, resid = (torch.zeros(r, m, dtype=torch.float64) for _ in range(3))
         lengths = torch.zeros(r, dtype=torch.int64)
         for i, run in enumerate(d["runs"]):
@@ -167,7 +178,7 @@ class SpectralMeasure:
             weights,
             lengths,
             int(d["dim"]),
-            m,
+            int(d["num_iters"]),
             int(d["requested_iters"]),
             int(d["seed"]),
             resid,

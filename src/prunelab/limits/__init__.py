@@ -10,6 +10,9 @@
   :func:`simulate_linear_pruning` (magnitude vs covariance-scaled vs Hessian pruning).
 * Pure math (no model): :func:`removed_norm_curve`, :func:`rho`, :func:`solve_crossing`,
   :func:`crossing`, :func:`jensen_rho`, :func:`limit_from_measures`.
+* The three steps of :func:`predict_limit`, for callers that want one of them:
+  :func:`measure_limit_inputs` (→ :class:`LimitInputs`), :func:`build_measures`
+  (→ :class:`SeedMeasures`), :func:`estimate_from_measures` (→ :class:`LimitEstimate`).
 """
 
 from prunelab.limits._crossing import (
@@ -23,14 +26,17 @@ from prunelab.limits._crossing import (
     rho,
     solve_crossing,
 )
-from prunelab.limits._estimate import LimitEstimate, limit_from_measures
+from prunelab.limits._estimate import LimitEstimate, estimate_from_measures, limit_from_measures
 from prunelab.limits._inputs import (
     EPS_RULES,
+    LimitInputs,
     batch_loss_std,
     jacobian_null_mask,
+    measure_limit_inputs,
     resolve_eps,
     train_loss_mean,
 )
+from prunelab.limits._spectra import SeedMeasures, build_measures
 from prunelab.limits.actual import ActualLimit, delta_pp, find_actual_limit
 from prunelab.limits.cosine import (
     CosineRule,
@@ -70,12 +76,16 @@ __all__ = [
     "ActualLimit",
     "CosineRule",
     "LimitEstimate",
+    "LimitInputs",
     "RemovedNormCurve",
+    "SeedMeasures",
     "batch_loss_std",
+    "build_measures",
     "cosine_curve",
     "cosine_rule",
     "crossing",
     "delta_pp",
+    "estimate_from_measures",
     "find_actual_limit",
     "jacobian_null_mask",
     "jensen_crossing",
@@ -84,6 +94,7 @@ __all__ = [
     "layer_kurtoses",
     "limit_from_measures",
     "mean_abs_eigenvalue",
+    "measure_limit_inputs",
     "predict_limit",
     "removed_norm_curve",
     "resolve_eps",

@@ -1,9 +1,11 @@
-"""The :class:`LimitEstimate` result and its assembly from spectral measures (pure math).
+"""Step 3 of the spectral limit: the :class:`LimitEstimate` from spectral measures (pure math).
 
 :func:`limit_from_measures` turns the prunable weights, one discrete spectral measure per
 SLQ seed (or one exact spectrum), ``ε`` and the null-space mass into a
 :class:`LimitEstimate`. It needs no model, so tests can feed exact eigenvalues; the
-model-facing :func:`prunelab.limits.predict_limit` feeds SLQ measures.
+model-facing :func:`prunelab.limits.predict_limit` feeds SLQ measures through
+:func:`estimate_from_measures`, which adds the ``"ritz"`` point mass and the
+convergence and quadrature diagnostics.
 
 Already-pruned input: weights that are exactly zero count as removed. The prediction is
 made for the remaining ``D_live`` weights (their ``R`` and their Hessian block) and then
@@ -13,13 +15,22 @@ is the fraction already zero and ``q`` the removable fraction of the remaining w
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from prunelab.curvature import SpectralMeasure, ritz_deflate
 from prunelab.errors import PrunelabError
 from prunelab.limits import _crossing as cx
+from prunelab.limits._spectra import SeedMeasures
+
+log = logging.getLogger(__name__)
+
+#: Warn when ``p̂`` from ``m/2`` and ``m`` Lanczos steps, or from the Gauss ``m−1`` and
+#: anti-Gauss ``m`` rules, differ by more than this (2 points, the accuracy we aim for).
+CONVERGENCE_WARN = 0.02
 
 
 @dataclass
@@ -94,11 +105,14 @@ def _jsonable(x):
     return x
 
 
-def _pad_stack(measures: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+Measure = SpectralMeasure | tuple[np.ndarray, np.ndarray]
+
+
+def _pad_stack(measures: list[Measure]) -> tuple[np.ndarray, np.ndarray]:
     """Stack ``(runs_i, m_i)`` measures into one ``(Σ runs_i, max m)``; padding has weight 0."""
+    pairs = [m.to_numpy() if isinstance(m, SpectralMeasure) else m for m in measures]
     arrs = [
-        (np.atleast_2d(np.asarray(n, float)), np.atleast_2d(np.asarray(w, float)))
-        for n, w in measures
+        (np.atleast_2d(np.asarray(n, float)), np.atleast_2d(np.asarray(w, float))) for n, w in pairs
     ]
     m = max(a.shape[1] for a, _ in arrs)
     nodes = [np.pad(a, ((0, 0), (0, m - a.shape[1]))) for a, _ in arrs]
@@ -108,7 +122,7 @@ def _pad_stack(measures: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 
 def limit_from_measures(
     weights_flat,
-    measures: list[tuple[np.ndarray, np.ndarray]],
+    measures: list[Measure],
     eps: float,
     zero_mass: float = 0.0,
     *,
@@ -119,9 +133,10 @@ def limit_from_measures(
 
     Args:
         weights_flat: All prunable weights (any shape; exact zeros = already pruned).
-        measures: One ``(nodes, weights)`` pair per SLQ seed, each ``(runs, m)`` (or
-            ``(m,)``); the spectrum of the Hessian block of the remaining weights that are
-            not in the null-space point mass. An exact spectrum: ``[(λ, full(1/D))]``.
+        measures: One :class:`~prunelab.curvature.SpectralMeasure` or ``(nodes, weights)``
+            pair per SLQ seed, each ``(runs, m)`` (or ``(m,)``); the spectrum of the
+            Hessian block of the remaining weights that are not in the null-space point
+            mass. An exact spectrum: ``[(λ, full(1/D))]``.
         eps: Loss tolerance ``ε > 0``.
         zero_mass: Point mass at ``λ = 0`` as a fraction of the remaining weights.
         curve_points: Points of the reported curve on ``[0, 1]``.
@@ -189,3 +204,67 @@ def limit_from_measures(
         num_weights=int(d),
         settings=info | dict(settings or {}),
     )
+
+
+def estimate_from_measures(
+    weights_flat,
+    spectra: SeedMeasures,
+    eps: float,
+    zero_mass: float = 0.0,
+    *,
+    ritz: bool = False,
+    curve_points: int = 1001,
+    settings: dict | None = None,
+) -> LimitEstimate:
+    """Step 3 of :func:`~prunelab.limits.predict_limit`: crossings → :class:`LimitEstimate`.
+
+    Args:
+        weights_flat: All prunable weights (exact zeros = already pruned).
+        spectra: The per-seed measures from step 2.
+        eps: Loss tolerance ``ε > 0``.
+        zero_mass: Point mass at ``λ = 0`` (fraction of the remaining weights).
+        ritz: Move unresolved Ritz values into the point mass
+            (:func:`~prunelab.curvature.ritz_deflate`); ``p_hat_without_zero_mass`` then
+            uses the raw measures and ``zero_mass`` reports the moved mass.
+        curve_points: Points of the reported curve.
+        settings: Settings to record.
+
+    Returns:
+        The estimate, with ``settings["convergence"]`` (``p̂`` after ``m/2`` and ``m``
+        steps) and, without ``ritz``, ``settings["quadrature_bracket"]``; a warning is
+        logged when either moves ``p̂`` by more than :data:`CONVERGENCE_WARN`.
+    """
+    iters, half = spectra.num_iters, spectra.half_iters
+    measures, halves, z_report = spectra.measures, spectra.halves, zero_mass
+    if ritz:  # the unresolved mass sits at λ = 0 inside each run's measure
+        measures, z_report = ritz_deflate(measures, iters)
+        halves, _ = ritz_deflate(halves, half)
+    est = limit_from_measures(
+        weights_flat, measures, eps, zero_mass, curve_points=curve_points, settings=settings
+    )
+    if ritz:  # "without" = the raw SLQ measure, before moving Ritz mass to 0
+        est.zero_mass = z_report
+        est.p_hat_without_zero_mass = limit_from_measures(
+            weights_flat, spectra.measures, eps, 0.0
+        ).p_hat
+    p_half = limit_from_measures(weights_flat, halves, eps, zero_mass, curve_points=2).p_hat
+    est.settings["convergence"] = {"num_iters": [half, iters], "p_hat": [p_half, est.p_hat]}
+    if spectra.brackets and not ritz:  # p̂ of Gauss m-1 and of anti-Gauss m, separately
+        est.settings["quadrature_bracket"] = {
+            name: limit_from_measures(
+                weights_flat, [b[i] for b in spectra.brackets], eps, zero_mass, curve_points=2
+            ).p_hat
+            for i, name in enumerate(("gauss_m-1", "anti_gauss_m"))
+        }
+    gap = np.ptp(list(est.settings.get("quadrature_bracket", {0: 0.0}).values()))
+    if max(abs(p_half - est.p_hat), gap) > CONVERGENCE_WARN:
+        log.warning(
+            "quadrature not converged: p_hat %.4f after %d Lanczos steps, %.4f after %d; "
+            "Gauss/anti-Gauss gap %.4f (see settings); increase num_iters",
+            p_half,
+            half,
+            est.p_hat,
+            iters,
+            gap,
+        )
+    return est

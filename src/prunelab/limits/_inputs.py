@@ -1,24 +1,33 @@
-"""What the spectral limit measures on a model besides the spectrum: ``ε`` and null weights.
+"""Step 1 of the spectral limit: what it measures on a model besides the spectrum.
 
+* :func:`measure_limit_inputs` — everything :func:`~prunelab.limits.predict_limit` needs
+  before SLQ, as a :class:`LimitInputs`: the prunable weights, ``ε``, the curvature
+  batches, the null-space point mass and the curvature operator of the remaining weights
+  (restricted with :func:`~prunelab.curvature.restrict_to_mask`).
 * :func:`resolve_eps` — ``ε`` by rule: 004's default :func:`batch_loss_std` (spread of
   mini-batch training losses) or :func:`train_loss_mean`, or a given number.
 * :func:`jacobian_null_mask` — weights along which the loss is locally flat on the
   curvature data, whose Hessian rows and columns are zero (dead ReLU units, always-zero
   inputs, units whose outgoing weights are all pruned). They form the exact point mass at
   ``λ = 0``.
-* :class:`RestrictedOperator` — the Hessian block of the remaining weights, for SLQ.
 """
 
 from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from prunelab._evaluate import placement, restore_modes, save_modes, to_model
-from prunelab.curvature import CurvatureOperator
+from prunelab._evaluate import loss_function, placement, restore_modes, save_modes, to_model
+from prunelab.curvature import GGN, CurvatureOperator, Hessian, restrict_to_mask
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
+from prunelab.prunable import PrunableSpec, prunable_parameters
+
+log = logging.getLogger(__name__)
 
 #: Named ε rules; the first is the default. ``"batch-std"``: 004's spread of mini-batch
 #: training losses; ``"train-loss"``: the mean training loss (the sublevel set then allows
@@ -145,48 +154,108 @@ def jacobian_null_mask(
     return (acc <= tol * ref) & live
 
 
-class RestrictedOperator(CurvatureOperator):
-    """A curvature operator restricted to a subset of flat coordinates: ``H[idx][:, idx]``.
+@dataclass
+class LimitInputs:
+    """What :func:`measure_limit_inputs` measured on a model (step 1 of the limit).
 
-    :meth:`CurvatureOperator.restrict` keeps whole parameters; the limit needs single
-    weights (already pruned ones, null-space ones) left out, so probe rows are scattered
-    into the full space, multiplied by the wrapped operator, and gathered back. Only the
-    products, ``dim``, ``dtype`` and ``device`` are provided (what Lanczos / SLQ use);
-    the parameter-level descriptions of the base class do not apply.
-
-    Args:
-        op: The full :class:`~prunelab.curvature.CurvatureOperator`.
-        index: Long tensor of the kept flat coordinates, shape ``(n,)``.
+    Attributes:
+        weights: The flat prunable weights ``(D,)``, detached, in prunable order.
+        live: ``(D,)`` bool, True where a weight is not already exactly zero.
+        eps: The loss tolerance ``ε > 0``.
+        eps_source: Where ``ε`` came from (``"given"`` or the rule with its details).
+        operator: Curvature of the *active* weights (live and not null): the prunable
+            set's operator, restricted to them where some are left out.
+        zero_mass: Point mass ``z`` at ``λ = 0`` as a fraction of the live weights
+            (``"jacobian"``: the null fraction; a given fraction; else 0).
+        zero_mass_method: ``"jacobian"``, ``"ritz"``, ``"none"`` or the given fraction.
+        num_samples: Examples in the curvature batches.
     """
 
-    kind = "restricted curvature"
-
-    def __init__(self, op: CurvatureOperator, index: Tensor) -> None:
-        # No super().__init__: the data and model live in the wrapped operator.
-        self.op = op
-        self.index = index.to(op.device)
-        self.compile, self._compiled = False, None
-
-    @property
-    def dim(self) -> int:
-        """Number of kept coordinates."""
-        return int(self.index.numel())
+    weights: Tensor
+    live: Tensor
+    eps: float
+    eps_source: str
+    operator: CurvatureOperator
+    zero_mass: float
+    zero_mass_method: str | float
+    num_samples: int
 
     @property
-    def dtype(self) -> torch.dtype:
-        """Dtype of the wrapped operator."""
-        return self.op.dtype
+    def already_pruned(self) -> bool:
+        """True when some prunable weights were already zero."""
+        return not bool(self.live.all())
 
-    @property
-    def device(self) -> torch.device:
-        """Device of the wrapped operator."""
-        return self.op.device
 
-    def _matmat_rows(self, rows: Tensor) -> Tensor:
-        """``(k, n)`` probe rows → ``(k, n)`` products of the restricted block."""
-        full = rows.new_zeros((rows.shape[0], self.op.dim))
-        full[:, self.index] = rows
-        return self.op._matmat_rows(full)[:, self.index]
+def _prunable_weights(model: nn.Module, spec: PrunableSpec | None):
+    """``(params, flat weights, live mask)`` of the prunable set; refuses an empty one."""
+    params = prunable_parameters(model, spec)
+    if not params:
+        raise PrunelabError("the prunable set is empty: nothing to predict a limit for")
+    flat = torch.cat([p.detach().reshape(-1) for p in params.values()])
+    live = flat != 0
+    if not bool(live.any()):
+        raise PrunelabError("every prunable weight is already zero: nothing left to predict for")
+    if not bool(live.all()):
+        log.warning(
+            "model already pruned: %.4g of the prunable weights are zero; predicting for the "
+            "remaining %d weights, reported as sparsity of all %d",
+            1 - float(live.double().mean()),
+            int(live.sum()),
+            flat.numel(),
+        )
+    return params, flat, live
 
-    def __repr__(self) -> str:
-        return f"RestrictedOperator(dim={self.dim} of {self.op!r})"
+
+def measure_limit_inputs(
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    eps: float | str | None = None,
+    samples: int = 1024,
+    batch_size: int = 256,
+    seed: int = 0,
+    zero_mass: str | float = "auto",
+    spec: PrunableSpec | None = None,
+    loss_fn=None,
+    curvature: str = "hessian",
+) -> LimitInputs:
+    """Step 1 of :func:`~prunelab.limits.predict_limit`: weights, ``ε``, null mass, operator.
+
+    ``model`` must already be in ``eval()`` mode, and stay so while the returned operator
+    is used (``predict_limit`` restores its flags after the spectrum). Arguments as in
+    :func:`~prunelab.limits.predict_limit`, which checks them.
+
+    Returns:
+        :class:`LimitInputs`.
+
+    Raises:
+        PrunelabError: An empty or all-zero prunable set, a bad ``ε``, or every
+            remaining weight in the null space.
+    """
+    if loss_fn is None:
+        loss_fn = loss_function(data)
+    params, flat, live = _prunable_weights(model, spec)
+    eps_value, eps_source = resolve_eps(model, data, loss_fn, eps)
+    batches = list(data.batches("train", batch_size, shuffle=False, limit=samples))
+    mode = "jacobian" if zero_mass == "auto" else zero_mass
+    null = torch.zeros_like(live)
+    if mode == "jacobian":
+        null = jacobian_null_mask(model, params, batches, seed=seed)
+    active = live & ~null
+    z = float(null.sum()) / float(live.sum()) if mode == "jacobian" else 0.0
+    if isinstance(mode, int | float):
+        z = float(mode)
+    if not bool(active.any()):
+        raise PrunelabError("every remaining weight is in the null space: limit is 100%")
+    operator = Hessian if curvature == "hessian" else GGN
+    op = operator(model, loss_fn, batches, params=list(params))
+    return LimitInputs(
+        weights=flat,
+        live=live,
+        eps=eps_value,
+        eps_source=eps_source,
+        operator=restrict_to_mask(op, active),
+        zero_mass=z,
+        zero_mass_method=mode,
+        num_samples=sum(int(y.shape[0]) for _, y in batches),
+    )

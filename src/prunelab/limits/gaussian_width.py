@@ -1,7 +1,15 @@
 """Spectral pruning limit of a trained model (paper 004, methods.md §4.1).
 
-:func:`predict_limit` measures what the limit formula needs and hands it to the pure
-math in :mod:`prunelab.limits._crossing` / :func:`~prunelab.limits._estimate.limit_from_measures`:
+:func:`predict_limit` runs three steps:
+
+* **measure inputs** — :func:`~prunelab.limits._inputs.measure_limit_inputs`: the
+  prunable weights, ``ε``, the curvature batches, the null-space mass and the curvature
+  operator restricted to the remaining weights (items 1–3 below);
+* **build measures** — :func:`~prunelab.limits._spectra.build_measures`: SLQ, one
+  :class:`~prunelab.curvature.SpectralMeasure` per seed (item 4);
+* **estimate** — :func:`~prunelab.limits._estimate.estimate_from_measures`: the
+  crossings of the pure math in :mod:`prunelab.limits._crossing`, assembled into a
+  :class:`~prunelab.limits.LimitEstimate` with its diagnostics.
 
 1. **Weights**: the prunable set (``spec``); exact zeros are treated as already pruned.
 2. **ε**: by default (``"batch-std"``) 004's choice, the standard deviation (``ddof=0``)
@@ -32,41 +40,30 @@ math in :mod:`prunelab.limits._crossing` / :func:`~prunelab.limits._estimate.lim
    (``curvature="ggn"`` uses the positive semi-definite Gauss-Newton matrix instead).
    Diagnostics in ``settings``: ``p̂`` after ``m/2`` and ``m`` steps (``"convergence"``)
    and from the Gauss ``m−1`` / anti-Gauss ``m`` rules (``"quadrature_bracket"``, see
-   :mod:`prunelab.limits._quadrature`); a gap above 2 points is logged as a warning,
+   :mod:`prunelab.curvature.quadrature`); a gap above 2 points is logged as a warning,
    because the seed ``spread`` does not contain this quadrature error.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
 from prunelab._evaluate import restore_modes, save_modes
+from prunelab.curvature import QUADRATURES
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
-from prunelab.limits._estimate import LimitEstimate, limit_from_measures
-from prunelab.limits._inputs import (
-    EPS_RULES,
-    RestrictedOperator,
-    jacobian_null_mask,
-    resolve_eps,
-)
-from prunelab.limits._quadrature import QUADRATURES, measure_from_lanczos, ritz_deflate
+from prunelab.limits._estimate import LimitEstimate, estimate_from_measures
+from prunelab.limits._inputs import EPS_RULES, LimitInputs, measure_limit_inputs
+from prunelab.limits._spectra import SeedMeasures, build_measures
 from prunelab.limits.cosine import cosine_curve, cosine_rule
 from prunelab.prunable import PrunableSpec, prunable_parameters
-
-log = logging.getLogger(__name__)
 
 METHODS = ("gaussian-width", "cosine")
 ZERO_MASS_METHODS = ("auto", "jacobian", "ritz", "none")
 CURVATURES = ("hessian", "ggn")
-#: Warn when ``p̂`` from ``m/2`` and ``m`` Lanczos steps, or from the Gauss ``m−1`` and
-#: anti-Gauss ``m`` rules, differ by more than this (2 points, the accuracy we aim for).
-CONVERGENCE_WARN = 0.02
 
 
 def _check_args(method, eps, zero_mass, num_iters, num_runs, num_seeds, samples, batch_size):
@@ -162,7 +159,7 @@ def predict_limit(
         loss_fn: Mean-reduced ``(output, y) -> loss``; default ``prunelab.train.loss_function``.
         curve_points: Points of the reported ``ρ(R(p))`` curve.
         quadrature: ``"gauss"`` (plain SLQ, default) or ``"averaged"`` (Gauss ``m−1`` +
-            anti-Gauss ``m``); see :mod:`prunelab.limits._quadrature`.
+            anti-Gauss ``m``); see :mod:`prunelab.curvature.quadrature`.
         curvature: ``"hessian"`` (004) or ``"ggn"`` (generalised Gauss-Newton: positive
             semi-definite, so no ``|λ|`` folding of negative eigenvalues).
 
@@ -183,116 +180,68 @@ def predict_limit(
         )
     if method == "cosine":
         return _cosine_estimate(model, spec)
-    if loss_fn is None:
-        from prunelab.train import loss_function
-
-        loss_fn = loss_function(data)
-    params = prunable_parameters(model, spec)
-    if not params:
-        raise PrunelabError("the prunable set is empty: nothing to predict a limit for")
-    flat = torch.cat([p.detach().reshape(-1) for p in params.values()])
-    d = flat.numel()
-    live = flat != 0
-    if not bool(live.any()):
-        raise PrunelabError("every prunable weight is already zero: nothing left to predict for")
-    if not bool(live.all()):
-        log.warning(
-            "model already pruned: %.4g of the prunable weights are zero; predicting for the "
-            "remaining %d weights, reported as sparsity of all %d",
-            1 - float(live.double().mean()),
-            int(live.sum()),
-            d,
-        )
     modes = save_modes(model)
     model.eval()
-    try:
-        eps_value, eps_source = resolve_eps(model, data, loss_fn, eps)
-        from prunelab.curvature import GGN, Hessian, lanczos
-
-        batches = list(data.batches("train", batch_size, shuffle=False, limit=samples))
-        n_samples = sum(int(y.shape[0]) for _, y in batches)
-        mode = "jacobian" if zero_mass == "auto" else zero_mass
-        null = torch.zeros_like(live)
-        if mode == "jacobian":
-            null = jacobian_null_mask(model, params, batches, seed=seed)
-        active = live & ~null
-        z = float(null.sum()) / float(live.sum()) if mode == "jacobian" else 0.0
-        if isinstance(mode, int | float):
-            z = float(mode)
-        if not bool(active.any()):
-            raise PrunelabError("every remaining weight is in the null space: limit is 100%")
-        operator = Hessian if curvature == "hessian" else GGN
-        op = operator(model, loss_fn, batches, params=list(params))
-        if not bool(active.all()):
-            op = RestrictedOperator(op, torch.nonzero(active).reshape(-1))
-        n_active = int(active.sum())
-        iters = min(num_iters, n_active)
-        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(num_seeds)]
-        measures, halves, brackets = [], [], []
-        for s in seeds:  # SLQ, keeping the coefficients to also read off m/2 steps
-            res = lanczos(op, iters, s, num_runs=num_runs)
-            measures.append(measure_from_lanczos(res, iters, quadrature))
-            halves.append(measure_from_lanczos(res, max(1, iters // 2), quadrature))
-            if iters >= 2:  # Gauss m-1 and anti-Gauss m: quadrature-error indicator
-                brackets.append(
-                    (
-                        measure_from_lanczos(res, max(1, iters - 1), "gauss"),
-                        measure_from_lanczos(res, iters, "anti-gauss"),
-                    )
-                )
+    try:  # the operator runs the model: eval() until the spectrum is measured
+        inputs = measure_limit_inputs(
+            model,
+            data,
+            eps=eps,
+            samples=samples,
+            batch_size=batch_size,
+            seed=seed,
+            zero_mass=zero_mass,
+            spec=spec,
+            loss_fn=loss_fn,
+            curvature=curvature,
+        )
+        spectra = build_measures(
+            inputs.operator, num_iters, num_runs, num_seeds, seed=seed, quadrature=quadrature
+        )
     finally:
         restore_modes(modes)
-    raw, z_report = measures, z
-    if mode == "ritz":  # the unresolved mass sits at λ = 0 inside each run's measure
-        measures, z_report = ritz_deflate(measures, iters)
-        halves, _ = ritz_deflate(halves, max(1, iters // 2))
+    settings = _settings(inputs, spectra, num_iters, num_runs, batch_size, curvature, spec)
+    return estimate_from_measures(
+        inputs.weights,
+        spectra,
+        inputs.eps,
+        inputs.zero_mass,
+        ritz=inputs.zero_mass_method == "ritz",
+        curve_points=curve_points,
+        settings=settings,
+    )
+
+
+def _settings(
+    inputs: LimitInputs,
+    spectra: SeedMeasures,
+    num_iters: int,
+    num_runs: int,
+    batch_size: int,
+    curvature: str,
+    spec: PrunableSpec | None,
+) -> dict:
+    """What :attr:`LimitEstimate.settings` records of the inputs and the spectrum."""
+    mode = inputs.zero_mass_method
     settings = {
-        "num_iters": iters,
+        "num_iters": spectra.num_iters,
         "num_iters_requested": num_iters,
-        "quadrature": quadrature,
+        "quadrature": spectra.quadrature,
         "curvature": curvature,
         "num_runs": num_runs,
-        "num_seeds": num_seeds,
-        "seeds": seeds,
-        "samples": n_samples,
+        "num_seeds": len(spectra.seeds),
+        "seeds": spectra.seeds,
+        "samples": inputs.num_samples,
         "batch_size": batch_size,
-        "eps_source": eps_source,
+        "eps_source": inputs.eps_source,
         "zero_mass_method": mode if isinstance(mode, str) else "given",
-        "hessian_dim": n_active,
+        "hessian_dim": inputs.operator.dim,
         "prunable_set": (spec or PrunableSpec()).describe(),
     }
-    if not bool(live.all()):
+    if inputs.already_pruned:
         settings["note"] = (
-            f"model already pruned ({1 - float(live.double().mean()):.4g} of the weights are 0): "
-            "predicted for the remaining weights, reported as sparsity of the whole set"
+            f"model already pruned ({1 - float(inputs.live.double().mean()):.4g} of the "
+            "weights are 0): predicted for the remaining weights, reported as sparsity of "
+            "the whole set"
         )
-    est = limit_from_measures(
-        flat, measures, eps_value, z, curve_points=curve_points, settings=settings
-    )
-    if mode == "ritz":  # "without" = the raw SLQ measure, before moving Ritz mass to 0
-        est.zero_mass = z_report
-        est.p_hat_without_zero_mass = limit_from_measures(flat, raw, eps_value, 0.0).p_hat
-    p_half = limit_from_measures(flat, halves, eps_value, z, curve_points=2).p_hat
-    est.settings["convergence"] = {
-        "num_iters": [max(1, iters // 2), iters],
-        "p_hat": [p_half, est.p_hat],
-    }
-    if brackets and mode != "ritz":  # p̂ of Gauss m-1 and of anti-Gauss m, separately
-        est.settings["quadrature_bracket"] = {
-            name: limit_from_measures(
-                flat, [b[i] for b in brackets], eps_value, z, curve_points=2
-            ).p_hat
-            for i, name in enumerate(("gauss_m-1", "anti_gauss_m"))
-        }
-    gap = np.ptp(list(est.settings.get("quadrature_bracket", {0: 0.0}).values()))
-    if max(abs(p_half - est.p_hat), gap) > CONVERGENCE_WARN:
-        log.warning(
-            "quadrature not converged: p_hat %.4f after %d Lanczos steps, %.4f after %d; "
-            "Gauss/anti-Gauss gap %.4f (see settings); increase num_iters",
-            p_half,
-            max(1, iters // 2),
-            est.p_hat,
-            iters,
-            gap,
-        )
-    return est
+    return settings

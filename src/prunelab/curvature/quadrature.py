@@ -1,4 +1,4 @@
-"""Quadrature rules from Lanczos coefficients: Gauss and averaged Gauss/anti-Gauss (pure math).
+"""Quadrature measures from Lanczos coefficients: Gauss and averaged Gauss/anti-Gauss.
 
 A Lanczos chain of ``k`` steps from a unit start vector ``v`` gives the Jacobi matrix
 ``T_k`` (diagonal ``α_1..α_k``, off-diagonal ``β_1..β_{k-1}``). Its eigen-pairs
@@ -25,14 +25,25 @@ bulk both rules had similar (large) errors. It is offered as an option, and the
 
 A chain that broke down early (an invariant subspace of dimension ``L < k``) is exact with
 ``G_L``; it is used as is under either rule.
+
+Two forms: :func:`measure_from_lanczos` gives padded NumPy ``(nodes, weights)`` arrays,
+:func:`quadrature_measure` the same numbers as a
+:class:`~prunelab.curvature.SpectralMeasure`. The rules are solved with NumPy's
+``eigh``; :meth:`SpectralMeasure.from_lanczos` (plain SLQ) uses ``torch.linalg.eigh``,
+so the ``"gauss"`` measure equals :func:`~prunelab.curvature.slq`'s to round-off
+(~1e-15), not bit for bit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
+import torch
 
+from prunelab.curvature.lanczos import LanczosResult
+from prunelab.curvature.slq import SpectralMeasure
 from prunelab.errors import PrunelabError
 
 #: Rules offered to users; ``"anti-gauss"`` alone is also accepted by :func:`chain_rule`.
@@ -90,6 +101,26 @@ def chain_rule(alphas, betas, length: int, k: int, rule: str = "averaged"):
     return np.concatenate([g_nodes, a_nodes]), 0.5 * np.concatenate([g_w, a_w])
 
 
+def _chain_rules(res, k: int, rule: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`chain_rule` of every chain of ``res`` (see :func:`measure_from_lanczos`)."""
+    if rule == "averaged" and k >= getattr(res, "dim", math.inf):
+        rule = "gauss"  # k = D steps span the whole space: the Gauss rule is exact
+    alphas = np.asarray(_numpy(res.alphas), float)
+    betas = np.asarray(_numpy(res.betas), float)
+    lengths = np.asarray(_numpy(res.lengths)).astype(int)
+    return [chain_rule(alphas[i], betas[i], lengths[i], k, rule) for i in range(len(lengths))]
+
+
+def _pad(chains: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack per-chain rules into ``(runs, width)`` arrays, padding with zero weight."""
+    width = max(c[0].size for c in chains)
+    nodes = np.zeros((len(chains), width))
+    weights = np.zeros((len(chains), width))
+    for i, (nd, w) in enumerate(chains):
+        nodes[i, : nd.size], weights[i, : w.size] = nd, w
+    return nodes, weights
+
+
 def measure_from_lanczos(res, k: int, rule: str = "averaged") -> tuple[np.ndarray, np.ndarray]:
     """``(runs, n)`` nodes and weights of every chain of a Lanczos result after ``k`` steps.
 
@@ -104,18 +135,53 @@ def measure_from_lanczos(res, k: int, rule: str = "averaged") -> tuple[np.ndarra
     Returns:
         Arrays padded with zero-weight entries to a common width.
     """
-    if rule == "averaged" and k >= getattr(res, "dim", math.inf):
-        rule = "gauss"  # k = D steps span the whole space: the Gauss rule is exact
-    alphas = np.asarray(_numpy(res.alphas), float)
-    betas = np.asarray(_numpy(res.betas), float)
-    lengths = np.asarray(_numpy(res.lengths)).astype(int)
-    chains = [chain_rule(alphas[i], betas[i], lengths[i], k, rule) for i in range(len(lengths))]
-    width = max(c[0].size for c in chains)
-    nodes = np.zeros((len(chains), width))
-    weights = np.zeros((len(chains), width))
-    for i, (nd, w) in enumerate(chains):
-        nodes[i, : nd.size], weights[i, : w.size] = nd, w
-    return nodes, weights
+    return _pad(_chain_rules(res, k, rule))
+
+
+def quadrature_measure(
+    res: LanczosResult, k: int, rule: str = "gauss", seed: int = 0
+) -> SpectralMeasure:
+    """The quadrature measure of a Lanczos result after ``k`` steps, as a SpectralMeasure.
+
+    The nodes and weights are exactly those of :func:`measure_from_lanczos`. In the
+    result, ``lengths`` counts each run's nodes (``2k − 1`` under ``"averaged"``, whose
+    nodes are the Gauss ``k−1`` nodes followed by the anti-Gauss ``k`` nodes, so not
+    ascending), ``num_iters = requested_iters = k``, and ``residuals`` are NaN (the
+    rules' nodes are not Ritz pairs of the full chain).
+
+    Args:
+        res: A :class:`~prunelab.curvature.LanczosResult`.
+        k: Steps to use (at most the steps taken).
+        rule: ``"gauss"``, ``"averaged"`` or ``"anti-gauss"`` (see :func:`chain_rule`).
+        seed: Seed of the chains' start vectors, recorded in the measure.
+
+    Returns:
+        :class:`~prunelab.curvature.SpectralMeasure` (float64, CPU).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from prunelab.curvature import Hessian, lanczos
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+        >>> x, y = torch.randn(32, 4, dtype=torch.float64), torch.randint(0, 3, (32,))
+        >>> res = lanczos(Hessian(net, nn.functional.cross_entropy, [(x, y)]), 5, num_runs=2)
+        >>> mu = quadrature_measure(res, 5, "averaged")  # Gauss 4 + anti-Gauss 5 nodes
+        >>> mu.lengths.tolist(), [round(float(s), 12) for s in mu.weights.sum(1)]
+        ([9, 9], [1.0, 1.0])
+    """
+    chains = _chain_rules(res, k, rule)
+    nodes, weights = _pad(chains)
+    lengths = torch.tensor([c[0].size for c in chains], dtype=torch.int64)
+    return SpectralMeasure(
+        torch.from_numpy(nodes),
+        torch.from_numpy(weights),
+        lengths,
+        int(res.dim),
+        int(k),
+        int(k),
+        int(seed),
+        torch.full(nodes.shape, math.nan, dtype=torch.float64),
+    )
 
 
 def _numpy(x):
@@ -126,10 +192,35 @@ def ritz_deflate(measures, num_iters: int):
     """Set Ritz values with ``|λ| ≤ max|λ|/m²`` to exactly 0; return (measures, mean mass).
 
     Moving the nodes (rather than renormalising the rest) keeps each run's own point mass,
-    so ``ρ`` is exact per run; the returned mass is reported as ``zero_mass``.
+    so ``ρ`` is exact per run; the returned mass is reported as ``zero_mass``. The cut
+    ``max|λ|`` is taken over all measures together.
+
+    Args:
+        measures: :class:`~prunelab.curvature.SpectralMeasure` objects or NumPy
+            ``(nodes, weights)`` pairs (``(runs, m)`` each); each comes back in its form.
+        num_iters: ``m``, the Lanczos steps behind the measures.
+
+    Returns:
+        ``(deflated measures, mean over measures of the mean moved mass per run)``.
     """
-    lam_max = max(float(np.abs(n).max()) for n, _ in measures)
+    arrays = [_arrays(m) for m in measures]
+    lam_max = max(float(np.abs(n).max()) for n, _ in arrays)
     cut = lam_max / num_iters**2
-    out = [(np.where(np.abs(n) <= cut, 0.0, n), w) for n, w in measures]
-    z = float(np.mean([((np.abs(n) <= cut) * w).sum(axis=1).mean() for n, w in measures]))
+    out = [
+        _with_nodes(m, np.where(np.abs(n) <= cut, 0.0, n))
+        for m, (n, _) in zip(measures, arrays, strict=True)
+    ]
+    z = float(np.mean([((np.abs(n) <= cut) * w).sum(axis=1).mean() for n, w in arrays]))
     return out, z
+
+
+def _arrays(measure) -> tuple[np.ndarray, np.ndarray]:
+    """``(nodes, weights)`` of a SpectralMeasure (as NumPy) or of a pair (unchanged)."""
+    return measure.to_numpy() if isinstance(measure, SpectralMeasure) else measure
+
+
+def _with_nodes(measure, nodes: np.ndarray):
+    """``measure`` with its nodes replaced, in its own form."""
+    if isinstance(measure, SpectralMeasure):
+        return dataclasses.replace(measure, nodes=torch.from_numpy(nodes))
+    return nodes, measure[1]

@@ -6,14 +6,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
-from prunelab.errors import PrunelabError
-from prunelab.limits._quadrature import (
+from prunelab.curvature import (
     anti_gauss_rule,
     chain_rule,
     gauss_rule,
     measure_from_lanczos,
 )
+from prunelab.errors import PrunelabError
 
 
 def _lanczos(a, v, k):
@@ -92,7 +93,7 @@ def test_breakdown_complete_space_and_bad_rule(problem):
 
 
 def test_ritz_deflate_moves_unresolved_nodes_to_zero():
-    from prunelab.limits._quadrature import ritz_deflate
+    from prunelab.curvature import ritz_deflate
 
     nodes = np.array([[-1e-4, 2e-3, 1.0], [5e-5, 0.5, 0.9]])
     weights = np.array([[0.5, 0.3, 0.2], [0.6, 0.1, 0.3]])
@@ -100,3 +101,49 @@ def test_ritz_deflate_moves_unresolved_nodes_to_zero():
     assert np.array_equal(out[0], [[0.0, 0.0, 1.0], [0.0, 0.5, 0.9]])
     assert np.array_equal(out[1], weights)
     assert z == pytest.approx(((0.5 + 0.3) + 0.6) / 2)
+
+
+@pytest.fixture(scope="module")
+def hessian_problem():
+    from torch import nn
+
+    from prunelab.curvature import Hessian
+
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    x = torch.randn(32, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (32,), generator=g)
+    return Hessian(net, nn.functional.cross_entropy, [(x, y)])
+
+
+@pytest.mark.parametrize("rule", ["gauss", "averaged", "anti-gauss"])
+def test_quadrature_measure_is_measure_from_lanczos_as_a_spectral_measure(hessian_problem, rule):
+    from prunelab.curvature import SpectralMeasure, lanczos, quadrature_measure, slq
+    from prunelab.limits import limit_from_measures
+
+    op = hessian_problem
+    res = lanczos(op, 10, 3, num_runs=3)
+    nodes, weights = measure_from_lanczos(res, 10, rule)
+    mu = quadrature_measure(res, 10, rule, seed=3)
+    assert np.array_equal(mu.nodes.numpy(), nodes) and np.array_equal(mu.weights.numpy(), weights)
+    assert (mu.seed, mu.dim, mu.num_iters) == (3, op.dim, 10)
+    assert mu.lengths.tolist() == [{"averaged": 19}.get(rule, 10)] * 3  # Gauss 9 + anti 10
+    back = SpectralMeasure.from_dict(mu.to_dict())
+    assert torch.equal(back.nodes[back.mask], mu.nodes[mu.mask])
+    theta = np.linspace(-1.0, 1.0, op.dim)
+    assert limit_from_measures(theta, [mu], 0.1).to_dict() == (
+        limit_from_measures(theta, [(nodes, weights)], 0.1).to_dict()
+    )
+    if rule == "gauss":  # NumPy and torch eigensolvers: equal to round-off
+        assert torch.allclose(mu.nodes, slq(op, 10, 3, 3).nodes, atol=1e-10)
+
+
+def test_ritz_deflate_keeps_the_form_of_spectral_measures(hessian_problem):
+    from prunelab.curvature import SpectralMeasure, ritz_deflate, slq
+
+    mus = [slq(hessian_problem, 6, 2, s) for s in (0, 1)]
+    out, z = ritz_deflate(mus, num_iters=6)
+    ref, z_ref = ritz_deflate([m.to_numpy() for m in mus], num_iters=6)
+    assert z == z_ref and all(isinstance(m, SpectralMeasure) for m in out)
+    for m, r, orig in zip(out, ref, mus, strict=True):
+        assert np.array_equal(m.nodes.numpy(), r[0]) and m.weights is orig.weights
