@@ -18,8 +18,9 @@ from torch import nn
 from torch.nn.utils import prune
 
 from prunelab.errors import PrunelabError
-from prunelab.masks import Mask, magnitude_scores, random_scores
+from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
+from prunelab.scores import score
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -219,7 +220,7 @@ def test_equals_torch_global_unstructured(p):
     # torch prunes round(p·D) weights and we keep round((1-p)·D): they agree only when
     # the two roundings add up to D (true for 0.3, 0.5, 0.7 with D = 18).
     assert round(p * D) + round((1 - p) * D) == D
-    ours = Mask.from_scores(magnitude_scores(net), p, min_per_layer=0)
+    ours = Mask.from_scores(score(net, "magnitude"), p, min_per_layer=0)
     ref = copy.deepcopy(net)
     prune.global_unstructured(
         [(ref[0], "weight"), (ref[2], "weight")],
@@ -232,7 +233,7 @@ def test_equals_torch_global_unstructured(p):
 
 def test_torch_prune_round_trip_and_remove():
     net = tiny_net()
-    mask = Mask.from_scores(random_scores(net, seed=3), 0.5)
+    mask = Mask.from_scores(score(net, "random", seed=3), 0.5)
     net.eval()
     mask.to_torch_prune(net)
     assert hasattr(net[0], "weight_orig") and hasattr(net[0], "weight_mask")
@@ -245,7 +246,7 @@ def test_torch_prune_round_trip_and_remove():
 def test_apply_is_hook_free_deepcopy_and_state_dict():
     net = tiny_net()
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
-    mask = Mask.from_scores(magnitude_scores(net), 0.6)
+    mask = Mask.from_scores(score(net, "magnitude"), 0.6)
     assert mask.apply(net) is net
     for n, w in prunable_parameters(net).items():
         assert (w[~mask.masks[n]] == 0.0).all()
@@ -264,7 +265,7 @@ def test_bias_spec_and_classifier_exclusion():
     spec = PrunableSpec(include_classifier=False, include_bias=True)
     m = Mask.dense(net, spec)
     assert list(m.masks) == ["0.weight", "0.bias"] and m.spec == spec
-    m2 = Mask.from_scores(magnitude_scores(net, spec), 0.5, previous=m)
+    m2 = Mask.from_scores(score(net, "magnitude", spec=spec), 0.5, previous=m)
     assert m2.spec == spec and m2.total == 15
 
 
@@ -308,7 +309,7 @@ def test_intersection_equal_and_state_dict():
 
 def test_from_state_dict_with_model_checks_and_orders():
     net = tiny_net()
-    m = Mask.from_scores(magnitude_scores(net), 0.5)
+    m = Mask.from_scores(score(net, "magnitude"), 0.5)
     shuffled = dict(reversed(list(m.state_dict().items())))  # e.g. a sorted file format
     back = Mask.from_state_dict(shuffled, model=net)
     assert list(back.masks) == ["0.weight", "2.weight"] and back.equal(m)
@@ -321,9 +322,13 @@ def test_from_state_dict_with_model_checks_and_orders():
 
 def test_score_helpers():
     net = tiny_net()
-    mag = magnitude_scores(net)
+    mag = score(net, "magnitude")
     assert torch.equal(mag["0.weight"], net[0].weight.detach().abs())
-    r1, r2, r3 = random_scores(net, 5), random_scores(net, 5), random_scores(net, 6)
+    r1, r2, r3 = (
+        score(net, "random", seed=5),
+        score(net, "random", seed=5),
+        score(net, "random", seed=6),
+    )
     assert all(torch.equal(r1[n], r2[n]) for n in r1)
     assert not torch.equal(r1["0.weight"], r3["0.weight"])
     assert all(((v >= 0) & (v < 1)).all() and v.shape == mag[n].shape for n, v in r1.items())

@@ -12,8 +12,9 @@ from torch import nn
 
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
+from prunelab.scores import score
 from prunelab.train import (
     DivergedError,
     TrainConfig,
@@ -65,7 +66,7 @@ def test_zeros_stay_exact_through_50_steps_from_nonzero_state(optimizer):
     )
     opt = make_optimizer(model, cfg)
     train_model(model, data, cfg, optimizer=opt)  # dense: builds momentum / Adam moments
-    mask = Mask.from_scores(magnitude_scores(model), 0.6)
+    mask = Mask.from_scores(score(model, "magnitude"), 0.6)
     key = "momentum_buffer" if optimizer == "sgd" else "exp_avg"
     w0 = model[0].weight
     state_at_pruned = opt.state[w0][key][~mask.masks["0.weight"]]
@@ -103,7 +104,7 @@ def test_gradient_masking_alone_is_not_enough(optimizer):
     cfg = TrainConfig(epochs=3, batch_size=10, optimizer=optimizer, weight_decay=1e-2)
     opt = make_optimizer(model, cfg)
     train_model(model, data, cfg, optimizer=opt)
-    mask = Mask.from_scores(magnitude_scores(model), 0.6)
+    mask = Mask.from_scores(score(model, "magnitude"), 0.6)
     mask.apply(model)
     x, y = data.train
     opt.zero_grad()
@@ -117,7 +118,7 @@ def test_gradient_masking_alone_is_not_enough(optimizer):
 def test_train_model_applies_mask_first():
     data = blobs()
     model = net()
-    mask = Mask.from_scores(magnitude_scores(model), 0.5)
+    mask = Mask.from_scores(score(model, "magnitude"), 0.5)
     assert (pruned_values(model, mask) != 0).all()
     train_model(model, data, TrainConfig(epochs=1, batch_size=10), mask=mask)
     assert (pruned_values(model, mask) == 0.0).all()

@@ -44,9 +44,13 @@ class Mask:
         spec: The prunable-set rule the mask was built over (default ``PrunableSpec()``).
         collapsed: Names of layers that lost every weight; computed when omitted.
 
+    Scores come from the criteria in :mod:`prunelab.scores` (``prunelab.score``); any
+    ``name -> tensor`` dict over the prunable set works, here ``|θ|``:
+
     Example:
         >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-        >>> m = Mask.from_scores(magnitude_scores(net), sparsity=0.5)
+        >>> mag = {n: p.detach().abs() for n, p in prunable_parameters(net).items()}
+        >>> m = Mask.from_scores(mag, sparsity=0.5)
         >>> m.total, m.nnz, m.sparsity
         (18, 9, 0.5)
         >>> _ = m.apply(net)
@@ -336,32 +340,3 @@ class Mask:
             f"Mask(layers={len(self.masks)}, nnz={self.nnz}/{self.total}, "
             f"sparsity={self.sparsity:.4f})"
         )
-
-
-def magnitude_scores(model: nn.Module, spec: PrunableSpec | None = None) -> dict[str, Tensor]:
-    """``|θ|`` for every prunable parameter (the magnitude baseline, methods.md §2).
-
-    Example:
-        >>> net = nn.Linear(2, 1, bias=False)
-        >>> with torch.no_grad():
-        ...     _ = net.weight.copy_(torch.tensor([[-3.0, 2.0]]))
-        >>> magnitude_scores(net)["weight"]
-        tensor([[3., 2.]])
-    """
-    return {n: p.detach().abs().clone() for n, p in prunable_parameters(model, spec).items()}
-
-
-def random_scores(
-    model: nn.Module, seed: int, spec: PrunableSpec | None = None
-) -> dict[str, Tensor]:
-    """IID uniform ``[0, 1)`` scores (the random baseline); same seed → same scores.
-
-    Drawn on the CPU in the order of the prunable set, then moved to each parameter's
-    device, so the scores do not depend on the device.
-    """
-    gen = torch.Generator().manual_seed(int(seed))
-    out = {}
-    for n, p in prunable_parameters(model, spec).items():
-        r = torch.rand(p.shape, generator=gen, dtype=torch.float64)
-        out[n] = r.to(device=p.device, dtype=p.dtype if p.is_floating_point() else torch.float64)
-    return out

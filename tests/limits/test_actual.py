@@ -12,7 +12,8 @@ from torch import nn
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 from prunelab.limits import delta_pp, find_actual_limit
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
+from prunelab.scores import score
 from prunelab.train import evaluate
 
 GRID = [i / 20 for i in range(20)]
@@ -47,7 +48,7 @@ def setup():
 
 def _accuracy_at(net, data, p):
     pruned = copy.deepcopy(net)
-    Mask.from_scores(magnitude_scores(net), p).apply(pruned)
+    Mask.from_scores(score(net, "magnitude"), p).apply(pruned)
     return evaluate(pruned, data)["accuracy"]
 
 
@@ -96,7 +97,7 @@ def test_default_grid_and_non_strict_rule(setup):
 def test_already_pruned_input(setup):
     data, net = setup
     pruned = copy.deepcopy(net)
-    Mask.from_scores(magnitude_scores(net), 0.3).apply(pruned)
+    Mask.from_scores(score(net, "magnitude"), 0.3).apply(pruned)
     res = find_actual_limit(pruned, data, tolerance=1.0, grid=GRID, bisect_steps=2)
     assert res.initial_sparsity == pytest.approx(0.3, abs=1 / 300)
     assert res.dense_accuracy == pytest.approx(evaluate(pruned, data)["accuracy"])

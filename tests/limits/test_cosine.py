@@ -21,8 +21,9 @@ from prunelab.limits import (
     safety_multiplier,
 )
 from prunelab.limits.cosine import GUARD_SMALL_K2, GUARD_UNDEFINED
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
 from prunelab.prunable import prunable_parameters
+from prunelab.scores import score
 
 
 def _net():
@@ -50,7 +51,7 @@ def test_closed_form_equals_cosine_of_actually_pruned_vectors():
     closed = cosine_curve(net, ps)
     for p, c in zip(ps, closed.tolist(), strict=True):
         pruned = copy.deepcopy(net)
-        Mask.from_scores(magnitude_scores(net), p, min_per_layer=0).apply(pruned)
+        Mask.from_scores(score(net, "magnitude"), p, min_per_layer=0).apply(pruned)
         v = _flat(pruned)
         cos = float(torch.dot(dense, v) / (dense.norm() * v.norm()))
         assert abs(c - cos) <= 1e-6

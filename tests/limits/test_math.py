@@ -22,8 +22,9 @@ from prunelab.limits import (
     rho,
     solve_crossing,
 )
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
 from prunelab.prunable import prunable_parameters
+from prunelab.scores import score
 
 
 def _random_measure(rng, runs=3, m=7, spread=3.0, negative=True):
@@ -54,7 +55,7 @@ def test_removed_norm_equals_norm_of_weights_actually_pruned(float64):
     curve = removed_norm_curve(flat)
     assert curve.size == d
     for k in [0, 1, 2, 7, 13, d // 2, d - 3, d - 1]:
-        mask = Mask.from_scores(magnitude_scores(net), k / d, min_per_layer=0)
+        mask = Mask.from_scores(score(net, "magnitude"), k / d, min_per_layer=0)
         removed = torch.cat([p.detach()[~mask.masks[n]] for n, p in params.items()])
         assert removed.numel() == k
         want = float(torch.linalg.vector_norm(removed))

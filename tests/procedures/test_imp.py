@@ -11,8 +11,9 @@ from torch import nn
 
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
 from prunelab.procedures import DEFAULT_L1, imp, lomp
+from prunelab.scores import score
 from prunelab.train import TrainConfig, train_model
 
 
@@ -59,7 +60,7 @@ def test_imp_masks_come_from_trained_magnitudes(float64):
     data = tiny_data()
     dense = net()
     train_model(dense, data, CFG)
-    want = Mask.from_scores(magnitude_scores(dense), 0.5)
+    want = Mask.from_scores(score(dense, "magnitude"), 0.5)
     mask, _ = imp(net(), data, 0.5, 1, CFG, rewind_epoch=1)
     assert mask.equal(want)
 
@@ -77,7 +78,7 @@ def test_lomp_trains_with_l1_then_prunes_by_magnitude(float64):
     assert rec.extra["l1"] == DEFAULT_L1 == 5e-5 and rec.procedure == "lomp"
     ref = net()
     train_model(ref, data, dataclasses.replace(CFG, l1=DEFAULT_L1))
-    assert mask.equal(Mask.from_scores(magnitude_scores(ref), 0.6))
+    assert mask.equal(Mask.from_scores(score(ref, "magnitude"), 0.6))
     plain = net()
     train_model(plain, data, CFG)
     assert not torch.equal(plain[0].weight, ref[0].weight)  # the penalty was active

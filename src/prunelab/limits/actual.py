@@ -23,8 +23,9 @@ from torch import nn
 
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
+from prunelab.scores import score
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def find_actual_limit(
     work = copy.deepcopy(model)  # the caller's weights are never touched
     params = prunable_parameters(work, spec)
     dense = {n: p.detach().clone() for n, p in params.items()}
-    scores = magnitude_scores(work, spec)
+    scores = score(work, "magnitude", spec=spec)
     total = sum(t.numel() for t in dense.values())
     initial = float(sum(int((t == 0).sum()) for t in dense.values())) / total
     pts = [p for p in pts if _kept(p, total) >= len(dense)]

@@ -25,11 +25,12 @@ from torch import nn
 
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError, check_sparsity
-from prunelab.masks import Mask, magnitude_scores
+from prunelab.masks import Mask
 from prunelab.procedures._common import check_steps
 from prunelab.procedures.iterative import density_schedule
 from prunelab.procedures.record import PruneRecord, stage_metrics
 from prunelab.prunable import PrunableSpec, prunable_parameters
+from prunelab.scores import score
 from prunelab.train import TrainConfig, train_model
 
 
@@ -103,7 +104,7 @@ def imp(
     rows = []
     for r, density in enumerate(record.densities, start=1):
         p_r = sparsity if r == rounds else 1.0 - density
-        scores = magnitude_scores(model, spec)
+        scores = score(model, "magnitude", spec=spec)
         mask = Mask.from_scores(scores, p_r, scope, previous=mask, min_per_layer=min_per_layer)
         mask.apply(model)
         row = {"round": r, "density": mask.density, "nnz": mask.nnz}
