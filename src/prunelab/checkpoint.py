@@ -65,7 +65,7 @@ def check_output_dir(path: str | Path, run_id: str | None = None, force: bool = 
         return path
     raise PrunelabError(
         f"output directory {str(path)!r} already holds a different run; "
-        "choose another --out or pass --force to replace it"
+        "choose another path or pass force=True to replace it"
     )
 
 

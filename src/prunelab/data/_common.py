@@ -22,6 +22,15 @@ from torch import Tensor
 
 from prunelab.errors import PrunelabError
 
+#: How a loader's error tells the user to give the data directory: the Python parameter
+#: first (these are library errors), the CLI flag that fills it second.
+PASS_DATA_DIR = "pass data_dir=DIR (--data-dir DIR on the command line)"
+
+
+def pass_data_dir(what: str) -> str:
+    """:data:`PASS_DATA_DIR` saying what ``DIR`` must be, e.g. ``"the cifar-10 folder"``."""
+    return f"pass data_dir=DIR, {what} (--data-dir DIR on the command line),"
+
 
 def reject_unknown(dataset: str, options: Mapping[str, object], allowed: Iterable[str]) -> None:
     """Raise if a loader got an option it does not understand.
@@ -169,7 +178,7 @@ def missing_error(
         missing: What is missing (a file name, or ``"directory"``).
         directory: Where it was looked for.
         expected: Every file the loader needs, named in the message.
-        remedy: How to provide them, e.g. ``"pass --data-dir DIR"``.
+        remedy: How to provide them, e.g. :data:`PASS_DATA_DIR`.
 
     Returns:
         The error (the caller raises it).

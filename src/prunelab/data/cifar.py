@@ -26,6 +26,7 @@ from prunelab.data._common import (
     check_seed,
     labels_tensor,
     missing_error,
+    pass_data_dir,
     reject_unknown,
     standardised_images,
     subsample_indices,
@@ -128,7 +129,7 @@ def _unpickle(path: Path, dataset: str) -> object:
 def _batch_dir(dataset: str, data_dir: Path | None, expected: list[str]) -> Path:
     """The directory holding the batches: ``data_dir`` itself or its standard subdirectory."""
     subdir = LAYOUTS[dataset][0]
-    remedy = f"pass --data-dir DIR (the {subdir} folder or its parent)"
+    remedy = pass_data_dir(f"the {subdir} folder or its parent")
     if data_dir is None:
         raise PrunelabError(
             f"{dataset}: no data directory given ({dataset} is not bundled); {remedy} "
@@ -157,7 +158,7 @@ def _load_cifar(
     directory = _batch_dir(dataset, None if data_dir is None else Path(data_dir), expected)
     for name in expected:
         if not (directory / name).is_file():
-            remedy = f"pass --data-dir DIR (the {subdir} folder or its parent)"
+            remedy = pass_data_dir(f"the {subdir} folder or its parent")
             raise missing_error(dataset, name, directory, expected, remedy)
     meta = _unpickle(directory / meta_file, dataset)
     if not isinstance(meta, dict) or len(meta.get(names_key, [])) != n_classes:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from prunelab.data._common import (
+    PASS_DATA_DIR,
     check_count,
     check_flag,
     check_seed,
@@ -95,7 +96,7 @@ def read_idx(path: Path, magic: int, dataset: str = "idx", sha256: str | None = 
         if digest != sha256:
             raise PrunelabError(
                 f"{dataset}: {path} is damaged (SHA-256 of its content is {digest[:16]}..., "
-                f"expected {sha256[:16]}...); reinstall the package or pass --data-dir DIR"
+                f"expected {sha256[:16]}...); reinstall the package or {PASS_DATA_DIR}"
             )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
@@ -272,9 +273,9 @@ def load_fashion_mnist(
     reject_unknown("fashion-mnist", unknown, OPTIONS)
     directory = DEBIAN_DIR if data_dir is None else Path(data_dir)
     if data_dir is None:
-        remedy = "install the Debian package dataset-fashion-mnist or pass --data-dir DIR"
+        remedy = f"install the Debian package dataset-fashion-mnist or {PASS_DATA_DIR}"
     else:
-        remedy = "put the files there (gzipped or not) or pass --data-dir DIR"
+        remedy = f"put the files there (gzipped or not) or {PASS_DATA_DIR}"
     return load_idx_dataset(
         "fashion-mnist", seed, directory, remedy,
         subsample_train=subsample_train, subsample_test=subsample_test,
@@ -312,12 +313,12 @@ def load_mnist(
     reject_unknown("mnist", unknown, OPTIONS)
     if data_dir is None:
         raise PrunelabError(
-            f"mnist: no data directory given (MNIST is not bundled); pass --data-dir DIR "
+            f"mnist: no data directory given (MNIST is not bundled); {PASS_DATA_DIR} "
             f"containing {', '.join(EXPECTED)} (gzipped or not)"
         )
     return load_idx_dataset(
         "mnist", seed, Path(data_dir),
-        "put the files there (gzipped or not) or pass --data-dir DIR",
+        f"put the files there (gzipped or not) or {PASS_DATA_DIR}",
         subsample_train=subsample_train, subsample_test=subsample_test,
         verify_counts=verify_counts,
     )  # fmt: skip
