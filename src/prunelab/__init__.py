@@ -6,7 +6,7 @@ Example:
     >>> import prunelab
     >>> data = prunelab.data.load("digits", seed=0)
     >>> model = prunelab.models.build("lenet300", data)
-    >>> result = prunelab.train(model, data, prunelab.TrainConfig(epochs=1))
+    >>> result = prunelab.train_model(model, data, prunelab.TrainConfig(epochs=1))
     >>> mask = prunelab.Mask.from_scores(prunelab.score(model, "magnitude"), sparsity=0.9)
     >>> mask.nnz == round(0.1 * mask.total)
     True

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -28,11 +27,11 @@ from prunelab._evaluate import (
     save_modes,
     to_model,
 )
-from prunelab._schedule import OPTIMIZERS, SCHEDULES, TrainConfig, lr_at_epoch
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
+from prunelab.train_config import OPTIMIZERS, SCHEDULES, TrainConfig, lr_at_epoch
 
 __all__ = [
     "OPTIMIZERS",
@@ -59,9 +58,9 @@ class DivergedError(PrunelabError):
         step: 0-based mini-batch index within that epoch (``None``: end-of-epoch evaluation).
     """
 
-    def __init__(self, epoch: int, step: int | None, value: float) -> None:
+    def __init__(self, epoch: int, step: int | None, value: float, metric: str = "loss") -> None:
         where = f"step {step}" if step is not None else "end-of-epoch evaluation"
-        super().__init__(f"training diverged: loss {value} at epoch {epoch}, {where}")
+        super().__init__(f"training diverged: {metric} {value} at epoch {epoch}, {where}")
         self.epoch, self.step, self.value = epoch, step, value
 
 
@@ -280,17 +279,3 @@ def _train_epoch(
         n += y.shape[0]
     n = max(n, 1)
     return {"loss": loss_sum / n, "accuracy": 100.0 * int(correct) / n if classify else None}
-
-
-class _CallableModule(types.ModuleType):
-    """Lets ``prunelab.train(model, data, config)`` call :func:`train_model` directly.
-
-    The module stays importable as usual (``from prunelab.train import TrainConfig``);
-    only calling it is added, via the documented module ``__class__`` assignment.
-    """
-
-    def __call__(self, model, data, config=None, mask=None, **kwargs) -> TrainResult:
-        return train_model(model, data, config or TrainConfig(), mask, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

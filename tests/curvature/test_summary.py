@@ -9,8 +9,9 @@ import pytest
 import torch
 from cases import make_case
 
-from prunelab.curvature import SpectralMeasure, spectrum_summary, write_spectrum_report
+from prunelab.curvature import SpectralMeasure, spectrum_summary
 from prunelab.errors import PrunelabError
+from prunelab.experiments.report.spectrum import write_spectrum_report
 
 
 def test_summary_numbers_against_dense_and_report_files(tmp_path):

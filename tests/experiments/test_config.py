@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from prunelab.errors import PrunelabError
-from prunelab.experiments.config import load_config, parse_config
-from prunelab.experiments.grid import dense_specs, expand
+from prunelab.experiments.sweep.grid import dense_specs, expand
+from prunelab.experiments.sweep.load import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -162,8 +162,8 @@ def test_hash_is_stable_across_processes(tmp_path):
     cfg.write_text(BASE)
     code = (
         "import json, sys\n"
-        "from prunelab.experiments.config import load_config\n"
-        "from prunelab.experiments.grid import expand\n"
+        "from prunelab.experiments.sweep.load import load_config\n"
+        "from prunelab.experiments.sweep.grid import expand\n"
         "c = load_config(sys.argv[1])\n"
         "print(json.dumps([c.hash] + [r.hash for r in expand(c)]))\n"
     )

@@ -8,7 +8,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from prunelab import models
-from prunelab.experiments.flops import multiply_adds
+from prunelab.experiments.jobs.flops import multiply_adds
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from prunelab.errors import PrunelabError
-from prunelab.experiments.report import build_report
-from prunelab.experiments.report_data import aggregate, load_sweep, mean_sd
-from prunelab.experiments.runner import run_sweep
+from prunelab.experiments.report.data import aggregate, load_sweep, mean_sd
+from prunelab.experiments.report.page import build_report
+from prunelab.experiments.sweep.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 

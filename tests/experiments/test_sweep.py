@@ -18,12 +18,12 @@ import torch
 from prunelab import data as datasets
 from prunelab import models
 from prunelab.errors import PrunelabError
-from prunelab.experiments import runner_jobs
-from prunelab.experiments.config import load_config
-from prunelab.experiments.grid import expand
-from prunelab.experiments.report import build_report
-from prunelab.experiments.runner import run_sweep
+from prunelab.experiments.report.page import build_report
 from prunelab.experiments.store import ResultStore
+from prunelab.experiments.sweep import work as runner_jobs
+from prunelab.experiments.sweep.grid import expand
+from prunelab.experiments.sweep.load import load_config
+from prunelab.experiments.sweep.runner import run_sweep
 from prunelab.procedures import lomp
 from prunelab.train import TrainConfig
 
@@ -101,7 +101,7 @@ def test_resume_skips_everything_and_changes_nothing(reference, tmp_path):
 def test_killed_sweep_resumes_to_the_same_table(reference, tmp_path):
     out = tmp_path / "killed"
     code = (
-        "import sys\nfrom prunelab.experiments.runner import run_sweep\n"
+        "import sys\nfrom prunelab.experiments.sweep.runner import run_sweep\n"
         "run_sweep(sys.argv[1], sys.argv[2], progress=False)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

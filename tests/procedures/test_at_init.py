@@ -108,7 +108,7 @@ def test_at_init_trains_with_the_mask_and_warns_on_trained_parent(float64, caplo
             data,
             "magnitude",
             0.7,
-            at_init=True,
+            kind="at-init",
             bn_recalibrate=True,
             finetune=cfg,
             parent_meta={"job": "train", "train": {"epochs": 5}},
@@ -125,5 +125,5 @@ def test_bad_rounds(float64):
 
     with pytest.raises(PrunelabError, match="rounds"):
         at_init(bn_net(), tiny_data(), "synflow", 0.5, rounds=0)
-    with pytest.raises(PrunelabError, match="--at-init"):
+    with pytest.raises(PrunelabError, match="only for 'at-init'"):
         run_procedure(bn_net(), tiny_data(), "synflow", 0.5, rounds=5)

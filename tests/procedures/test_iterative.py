@@ -163,7 +163,7 @@ def test_run_procedure_dispatch(float64):
     assert rec.procedure == "one-shot"
     _, rec = run_procedure(tiny_net(), data, "taylor1", 0.5, steps=3, hparams={"locality": 0.1})
     assert rec.procedure == "iterative" and rec.steps == 3 and rec.hparams["locality"] == 0.1
-    with pytest.raises(PrunelabError, match="--at-init"):
+    with pytest.raises(PrunelabError, match="only for 'at-init'"):
         run_procedure(tiny_net(), data, "magnitude", 0.5, bn_recalibrate=True)
     prev = Mask.from_scores(score(tiny_net(), "magnitude"), 0.5)
     net = tiny_net()

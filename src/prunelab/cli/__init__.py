@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from prunelab._version import __version__
 from prunelab.cli import analysis, basic, sweeps
+from prunelab.cli._common import flag_names
 from prunelab.errors import PrunelabError
 
 #: Modules that contribute sub-commands; each has ``register(subparsers)``.
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except PrunelabError as exc:
-        print(f"prunelab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"prunelab {args.command}: error: {flag_names(args, str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("prunelab: interrupted", file=sys.stderr)

@@ -9,7 +9,9 @@ import sys
 
 from prunelab.errors import PrunelabError
 from prunelab.prunable import PrunableSpec
-from prunelab.train import TrainConfig
+from prunelab.schema import fields, flag
+from prunelab.schema.cli import add_arguments, from_arguments
+from prunelab.train_config import TrainConfig
 
 Formatter = argparse.ArgumentDefaultsHelpFormatter
 
@@ -55,47 +57,37 @@ def nonneg_float(text: str) -> float:
     return value
 
 
-def add_train_args(p: argparse.ArgumentParser, epochs: int = 30, lr: float = 0.05) -> None:
-    """Training hyper-parameters shared by ``train`` and fine-tuning in ``prune``."""
-    d = TrainConfig()
-    p.add_argument("--batch-size", type=pos_int, default=d.batch_size, help="examples per step")
-    p.add_argument("--optimizer", default=d.optimizer, help="sgd | adam")
-    p.add_argument("--lr", type=nonneg_float, default=lr, help="peak learning rate")
-    p.add_argument("--momentum", type=nonneg_float, default=d.momentum, help="SGD momentum")
-    p.add_argument(
-        "--weight-decay",
-        type=nonneg_float,
-        default=d.weight_decay,
-        help="optimizer weight decay (all params)",
-    )
-    p.add_argument("--schedule", default=d.schedule, help="constant | step | cosine")
-    p.add_argument(
-        "--warmup-epochs", type=nonneg_int, default=d.warmup_epochs, help="linear warm-up"
-    )
-    p.add_argument(
-        "--l1", type=nonneg_float, default=0.0, help="l1 penalty on the prunable set (LOMP)"
-    )
-    p.add_argument("--l2", type=nonneg_float, default=0.0, help="l2 penalty on the prunable set")
+def add_settings(
+    p: argparse.ArgumentParser, cls: type, title: str, *, defaults=None, skip=()
+) -> None:
+    """An argument group generated from a settings dataclass; records flag names.
+
+    The parser remembers ``parameter -> --flag`` so that :func:`flag_names` can put the
+    user's flag into a library error that names a parameter.
+    """
+    add_arguments(p.add_argument_group(title), cls, defaults=defaults, skip=skip)
+    known = p.get_default("_flags") or {}
+    known.update({f.name: flag(f) for f in fields(cls, "cli") if f.name not in skip})
+    p.set_defaults(_flags=known)
 
 
-def train_config(args: argparse.Namespace, epochs: int) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from parsed arguments."""
-    cfg = TrainConfig(
-        epochs=epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        l1=args.l1,
-        l2=args.l2,
-        seed=args.seed,
-        progress=sys.stderr.isatty() and not getattr(args, "json", False),
-    )
-    cfg.validate()
-    return cfg
+def flag_names(args: argparse.Namespace, message: str) -> str:
+    """``message`` with a leading ``parameter:`` replaced by the command's flag for it.
+
+    Example:
+        >>> ns = argparse.Namespace(_flags={"bn_recalibrate": "--bn-recalibrate"})
+        >>> flag_names(ns, "bn_recalibrate: not valid for kind 'one-shot'")
+        "--bn-recalibrate: not valid for kind 'one-shot'"
+    """
+    key, sep, rest = message.partition(": ")
+    known = getattr(args, "_flags", None) or {}
+    return f"{known[key]}{sep}{rest}" if sep and key in known else message
+
+
+def train_config(args: argparse.Namespace, **values) -> TrainConfig:
+    """The validated :class:`TrainConfig` of the parsed training flags."""
+    progress = sys.stderr.isatty() and not getattr(args, "json", False)
+    return from_arguments(TrainConfig, args, seed=args.seed, progress=progress, **values).validate()
 
 
 def add_prunable_args(p: argparse.ArgumentParser) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from prunelab import checkpoint
 from prunelab import data as datasets
 from prunelab.cli._common import (
     Formatter,
     add_prunable_args,
-    add_train_args,
+    add_settings,
     emit,
     nonneg_float,
     nonneg_int,
@@ -20,23 +19,23 @@ from prunelab.cli._common import (
     train_config,
 )
 from prunelab.experiments import jobs
-from prunelab.experiments.html import text_table
+from prunelab.experiments.report.html import text_table
+from prunelab.procedures import PruneSettings
+from prunelab.schema.cli import from_arguments
 from prunelab.scores import CRITERIA
-from prunelab.train import evaluate
+from prunelab.train_config import TrainConfig
+
+#: LOMP's l1 is the parent's training; ``--l1`` on ``prune`` is the fine-tuning penalty
+PRUNE_SKIP = ("l1",)
 
 
 def _train(args: argparse.Namespace) -> int:
     data = datasets.load(args.data, seed=args.seed, data_dir=args.data_dir)
-    cfg = train_config(args, args.epochs)
-    meta = jobs.train_checkpoint(
-        args.model,
-        data,
-        cfg,
-        args.out,
-        spec=prunable_spec(args),
-        weights=args.weights,
+    cfg = train_config(args)
+    meta = jobs.train_job(
+        args.model, data, cfg, args.out, spec=prunable_spec(args), weights=args.weights,
         force=args.force,
-    )
+    )  # fmt: skip
     dense = meta["metrics"]["dense"]
     emit(
         args,
@@ -50,23 +49,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    model, mask, meta = checkpoint.load(args.checkpoint)
-    data = jobs.load_data_for(meta, args.data_dir)
-    metrics = evaluate(model, data, split=args.split)
-    payload = {
-        "checkpoint": args.checkpoint,
-        "split": args.split,
-        **metrics,
-        "sparsity": mask.sparsity,
-        "nnz": mask.nnz,
-        "total": mask.total,
-        "compression_ratio": mask.compression_ratio,
-        "per_layer": mask.per_layer(),
-    }
+    payload = jobs.evaluate_job(args.checkpoint, args.split, args.data_dir)
     text = (
-        f"{args.checkpoint}: {args.split} accuracy {metrics['accuracy']:.2f}%, loss "
-        f"{metrics['loss']:.4f}; sparsity {mask.sparsity:.4f} ({mask.nnz}/{mask.total} kept, "
-        f"{mask.compression_ratio:.1f}x)\n\n" + text_table(mask.per_layer())
+        f"{args.checkpoint}: {args.split} accuracy {payload['accuracy']:.2f}%, loss "
+        f"{payload['loss']:.4f}; sparsity {payload['sparsity']:.4f} ({payload['nnz']}/"
+        f"{payload['total']} kept, {payload['compression_ratio']:.1f}x)\n\n"
+        + text_table(payload["per_layer"])
     )
     emit(args, payload, text)
     return 0
@@ -89,24 +77,12 @@ def _criterion_hparams(args: argparse.Namespace) -> dict:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    finetune = train_config(args, args.finetune_epochs) if args.finetune_epochs else None
-    meta = jobs.prune_checkpoint(
-        args.checkpoint,
-        args.criterion,
-        args.sparsity,
-        args.out,
-        scope=args.scope,
-        hparams=_criterion_hparams(args),
-        steps=args.steps,
-        at_init=args.at_init,
-        bn_recalibrate=args.bn_recalibrate,
-        rounds=args.rounds,
-        finetune=finetune,
-        loss_change=args.loss_change,
-        data_dir=args.data_dir,
-        score_samples=args.samples,
-        force=args.force,
-    )
+    finetune = train_config(args, epochs=args.finetune_epochs) if args.finetune_epochs else None
+    meta = jobs.prune_job(
+        args.checkpoint, args.criterion, args.sparsity, from_arguments(PruneSettings, args, skip=PRUNE_SKIP),
+        hparams=_criterion_hparams(args), finetune=finetune, out=args.out,
+        data_dir=args.data_dir, force=args.force,
+    ).meta  # fmt: skip
     rec = meta["record"]
     stages = ("dense", "after_prune", "after_finetune")
     rows = [
@@ -126,7 +102,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from prunelab.experiments.demo import DemoConfig, run_demo
+    from prunelab.experiments.demo.run import DemoConfig, run_demo
 
     result = run_demo(args.out, DemoConfig(seed=args.seed, epochs=args.epochs))
     dense = ", ".join(f"{k} {v['accuracy']:.2f}%" for k, v in result.dense.items())
@@ -163,8 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help=f"dataset: {', '.join(datasets.DATASETS.names())}")
     p.add_argument("--data-dir", default=None, help="directory holding the dataset files")
     p.add_argument("--weights", default=None, help="state_dict file to start from (user models)")
-    p.add_argument("--epochs", type=nonneg_int, default=30, help="training epochs")
-    add_train_args(p)
+    add_settings(p, TrainConfig, "training (TrainConfig)")
     add_prunable_args(p)
     p.add_argument("--seed", type=int, default=0, help="seed of split, init and data order")
     p.add_argument("--out", required=True, help="checkpoint directory to write")
@@ -187,9 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--criterion", default="magnitude", help=f"one of: {', '.join(CRITERIA.names())}"
     )
     p.add_argument("--sparsity", type=sparsity_arg, required=True, help="fraction removed, [0, 1)")
-    p.add_argument("--scope", default="global", choices=["global", "layer"], help="ranking scope")
     p.add_argument("--hparam", action="append", metavar="KEY=VALUE", help="criterion hparam")
-    p.add_argument("--samples", type=nonneg_int, default=1000, help="examples for data criteria")
     g = p.add_argument_group("criterion hyper-parameters (only criteria that have them)")
     g.add_argument(
         "--curvature", default=None, help="exact | hutchinson | empirical-fisher | fisher"
@@ -200,19 +173,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--locality", type=nonneg_float, default=None, help="locality term ½λθ²")
     g.add_argument("--negative-curvature", default=None, help="clamp | keep | abs")
     g.add_argument("--first-order-sign", default=None, help="minus (Taylor) | plus (paper 002)")
-    g = p.add_argument_group("procedure")
-    g.add_argument("--steps", type=pos_int, default=1, help="re-scored steps (paper 001)")
-    g.add_argument("--at-init", action="store_true", help="prune at initialisation, then train")
-    g.add_argument("--bn-recalibrate", action="store_true", help="recompute BN stats first")
-    g.add_argument("--rounds", type=pos_int, default=None, help="at-init rounds (SynFlow: 100)")
-    g.add_argument(
-        "--loss-change",
-        default=None,
-        choices=["hvp", "diagonal"],
-        help="record predicted vs measured loss change",
-    )
+    add_settings(p, PruneSettings, "procedure (PruneSettings)", skip=PRUNE_SKIP)
+    p.add_argument("--at-init", dest="kind", action="store_const", const="at-init",
+                   help="same as --procedure at-init: prune an initialisation, then train")  # fmt: skip
     p.add_argument("--finetune-epochs", type=nonneg_int, default=0, help="fine-tune after pruning")
-    add_train_args(p, lr=0.01)
+    # fine-tuning starts from a trained model: a smaller step than training from scratch
+    add_settings(
+        p, TrainConfig, "fine-tuning (TrainConfig)", defaults={"lr": 0.01}, skip=("epochs",)
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of fine-tuning data order")
     p.add_argument("--data-dir", default=None, help="override the stored dataset directory")
     p.add_argument("--out", required=True, help="checkpoint directory to write")

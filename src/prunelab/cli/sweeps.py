@@ -9,7 +9,7 @@ from prunelab.cli._common import Formatter, emit, nonneg_int
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from prunelab.experiments.runner import run_sweep
+    from prunelab.experiments.sweep.runner import run_sweep
 
     s = run_sweep(
         args.config, out=args.out, workers=max(args.workers, 1), force=args.force,
@@ -29,7 +29,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from prunelab.experiments.report import build_report
+    from prunelab.experiments.report.page import build_report
 
     path = build_report(args.directory)
     emit(args, {"report": str(path)}, f"report: {path}")

@@ -1,23 +1,17 @@
-"""Library entry point behind ``prunelab spectrum``: one call, one summary, one report folder.
+"""Library entry point behind ``prunelab spectrum``: one call, one summary.
 
 :func:`spectrum_summary` runs SLQ on the Hessian (or GGN / empirical Fisher) and derives
 the top eigenvalue (largest Ritz value, with its residual bound) and the trace (``D ·
 E[θ]``, which equals Hutchinson with the SLQ start vectors) from the same Lanczos runs,
-plus optional per-layer traces. :func:`write_spectrum_report` writes the plot and the raw
-measure atomically (temporary file in the same folder, then ``os.replace``).
+plus optional per-layer traces. Writing it to files is the report's business
+(:mod:`prunelab.experiments.report.spectrum`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -143,76 +137,3 @@ def spectrum_summary(
         op.param_names,
         settings,
     )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _plot(summary: SpectrumSummary) -> bytes:
-    from matplotlib.figure import Figure  # no pyplot: no global backend state
-
-    mu = summary.measure
-    lo, hi = mu.extremes()
-    span = max(hi - lo, 1e-12)
-    grid = torch.linspace(lo - 0.05 * span, hi + 0.05 * span, 2000, dtype=torch.float64)
-    sigma = 0.01 * span
-    dens = mu.density(grid, sigma).clamp_min(1e-12)
-    fig = Figure(figsize=(7, 6))
-    ax1, ax2 = fig.subplots(2, 1, sharex=True)
-    ax1.semilogy(grid.numpy(), dens.numpy(), color="C0")
-    ax1.set_ylabel(f"density (Gaussian σ={sigma:.3g}, plot only)")
-    ax1.set_title(f"SLQ spectrum, D={summary.dim}, {mu.num_runs} runs x {mu.num_iters} steps")
-    mask = mu.mask
-    ax2.scatter(mu.nodes[mask].numpy(), mu.weights[mask].clamp_min(1e-16).numpy(), s=8, color="C1")
-    ax2.set_yscale("log")
-    ax2.set_xlabel("eigenvalue (Ritz value θ)")
-    ax2.set_ylabel("quadrature weight τ")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def write_spectrum_report(summary: SpectrumSummary, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write ``spectrum.json``, ``ritz.csv`` and ``spectral_density.png`` into ``out_dir``.
-
-    Args:
-        summary: From :func:`spectrum_summary`.
-        out_dir: Folder (created if missing).
-
-    Returns:
-        ``{"json": path, "csv": path, "png": path}``.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": out / "spectrum.json",
-        "csv": out / "ritz.csv",
-        "png": out / "spectral_density.png",
-    }
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["run", "index", "node", "weight", "residual"])
-    mu = summary.measure
-    for r in range(mu.num_runs):
-        for j in range(int(mu.lengths[r])):
-            writer.writerow(
-                [
-                    r,
-                    j,
-                    repr(float(mu.nodes[r, j])),
-                    repr(float(mu.weights[r, j])),
-                    repr(float(mu.residuals[r, j])),
-                ]
-            )
-    _atomic_write(paths["csv"], text.getvalue().encode())
-    _atomic_write(paths["json"], json.dumps(summary.to_dict(), indent=2).encode())
-    _atomic_write(paths["png"], _plot(summary))
-    return paths

@@ -9,13 +9,15 @@
   training then one-shot magnitude (paper 004).
 * :func:`finetune` — train with a mask kept exact.
 * :func:`predict_loss_change` — first/second-order predicted vs measured ``ΔL``.
-* :func:`run_procedure` — plain-argument entry point for the CLI and sweeps.
+* :class:`PruneSettings` + :func:`run_procedure` — the one dispatch from settings to a
+  procedure, used by the CLI, sweeps and the demo.
 
 Every procedure prunes the model in place and returns ``(Mask, PruneRecord)``; the
 record has the metrics right after pruning and after fine-tuning.
 """
 
 from prunelab.procedures.at_init import SYNFLOW_ROUNDS, at_init, recalibrate_bn
+from prunelab.procedures.dispatch import looks_trained, run_procedure
 from prunelab.procedures.finetune import finetune
 from prunelab.procedures.imp import imp
 from prunelab.procedures.iterative import density_schedule, iterative
@@ -23,13 +25,15 @@ from prunelab.procedures.lomp import DEFAULT_L1, lomp
 from prunelab.procedures.loss_change import LossChange, predict_loss_change
 from prunelab.procedures.oneshot import one_shot
 from prunelab.procedures.record import PruneRecord
-from prunelab.procedures.runner import looks_trained, run_procedure
+from prunelab.procedures.settings import KINDS, PruneSettings
 
 __all__ = [
     "DEFAULT_L1",
+    "KINDS",
     "SYNFLOW_ROUNDS",
     "LossChange",
     "PruneRecord",
+    "PruneSettings",
     "at_init",
     "density_schedule",
     "finetune",

@@ -1,10 +1,14 @@
-"""Build frozen dataclasses from parsed TOML, naming the key path of every mistake.
+"""Read TOML tables into settings dataclasses, naming the key path of every mistake.
 
 A small, strict converter (no third-party schema library): each dataclass field's type
 annotation is the schema. Supported annotations: ``str``, ``int``, ``float`` (an integer
 is accepted and converted), ``bool``, ``Literal[...]``, ``X | None`` (TOML has no null:
 ``None`` only means "key absent"), ``A | B`` (first match wins), ``tuple[X, ...]``,
-``dict[str, Any]`` (free-form tables of scalars and lists) and nested dataclasses.
+``dict[str, Any]`` (free-form tables of scalars and lists), nested dataclasses, and
+``Annotated[dict, Overrides(Cls)]`` (a partial table of ``Cls``'s fields: only the keys
+given, each type-checked against ``Cls``, e.g. a sweep's ``[train]`` table over
+:class:`~prunelab.train_config.TrainConfig`). Fields declared with ``toml=False``
+(:func:`prunelab.schema.setting`) are unknown keys.
 Unknown keys, missing required keys and wrong types raise
 :class:`~prunelab.errors.PrunelabError` with messages such as
 ``criteria[2].name: expected str, got int``.
@@ -16,9 +20,13 @@ import dataclasses
 import functools
 import types
 import typing
-from typing import Any, Literal, Union, get_args, get_origin
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from prunelab.errors import PrunelabError
+from prunelab.schema import fields as schema_fields
+
+__all__ = ["Overrides", "build", "convert", "fail", "hints", "join", "overrides", "type_name"]
 
 _TOML_NAMES = {dict: "table", list: "list", str: "str", int: "int", float: "float", bool: "bool"}
 
@@ -41,6 +49,20 @@ def join(path: str, key: str | int) -> str:
 def fail(path: str, message: str) -> PrunelabError:
     """A :class:`PrunelabError` whose message starts with the key path."""
     return PrunelabError(f"{path or '(top level)'}: {message}")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Annotation marker: a partial table of ``cls``'s TOML fields.
+
+    Attributes:
+        cls: The settings dataclass whose fields (types, allowed keys) the table uses.
+        extra: ``(name, type, default)`` of keys the table has besides ``cls``'s
+            (e.g. a training variant's ``name``); their defaults are always filled in.
+    """
+
+    cls: type
+    extra: tuple[tuple[str, Any, Any], ...] = ()
 
 
 def _describe(tp: Any) -> str:
@@ -72,6 +94,9 @@ def convert(tp: Any, value: object, path: str) -> object:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if origin is Annotated:
+        marker = next(m for m in tp.__metadata__ if isinstance(m, Overrides))
+        return overrides(marker.cls, value, path, marker.extra)
     if origin in (Union, types.UnionType):
         options = [a for a in get_args(tp) if a is not type(None)]
         for option in options:
@@ -115,8 +140,43 @@ def convert(tp: Any, value: object, path: str) -> object:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def hints(cls: type) -> dict[str, Any]:
+    """The resolved field annotations of ``cls`` (cached)."""
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def overrides(cls: type, raw: object, path: str = "", extra: tuple = ()) -> dict:
+    """Type-check a partial TOML table of ``cls``'s fields; return only the keys given.
+
+    Args:
+        cls: The settings dataclass.
+        raw: The parsed table.
+        path: Its key path for error messages.
+        extra: ``(name, type, default)`` of additional keys (see :class:`Overrides`).
+
+    Returns:
+        A plain dict: the converted values given, plus the ``extra`` defaults.
+
+    Example:
+        >>> from prunelab.train_config import TrainConfig
+        >>> overrides(TrainConfig, {"epochs": 3}, "train")
+        {'epochs': 3}
+        >>> overrides(TrainConfig, {"epoch": 3}, "train")
+        Traceback (most recent call last):
+        ...
+        prunelab.errors.PrunelabError: train.epoch: unknown key; valid keys: epochs, ...
+    """
+    if not isinstance(raw, dict):
+        raise fail(path, f"expected table, got {type_name(raw)}")
+    types_ = {name: tp for name, tp, _ in extra}
+    types_.update({f.name: hints(cls)[f.name] for f in schema_fields(cls, "toml")})
+    unknown = [k for k in raw if k not in types_]
+    if unknown:
+        valid = ", ".join(types_)
+        raise fail(join(path, unknown[0]), f"unknown key; valid keys: {valid}")
+    out = {name: default for name, _, default in extra}
+    out.update({k: convert(types_[k], v, join(path, k)) for k, v in raw.items()})
+    return out
 
 
 def build(cls: type, raw: object, path: str = "") -> Any:
@@ -147,16 +207,16 @@ def build(cls: type, raw: object, path: str = "") -> Any:
     """
     if not isinstance(raw, dict):
         raise fail(path, f"expected table, got {type_name(raw)}")
-    fields = [f for f in dataclasses.fields(cls) if f.init]
+    fields = schema_fields(cls, "toml")
     names = [f.name for f in fields]
     unknown = [k for k in raw if k not in names]
     if unknown:
         raise fail(join(path, unknown[0]), f"unknown key; valid keys: {', '.join(names)}")
-    hints = _hints(cls)
+    tps = hints(cls)
     kwargs = {}
     for f in fields:
         if f.name in raw:
-            kwargs[f.name] = convert(hints[f.name], raw[f.name], join(path, f.name))
+            kwargs[f.name] = convert(tps[f.name], raw[f.name], join(path, f.name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise fail(join(path, f.name), "required key is missing")
     return cls(**kwargs)

@@ -14,8 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 from prunelab._io import atomic_directory
-from prunelab.experiments import html
-from prunelab.experiments.report_data import (
+from prunelab.experiments.files import REPORT_DIR, REPORT_PAGE
+from prunelab.experiments.report import html
+from prunelab.experiments.report.data import (
     SweepData,
     aggregate,
     config_text,
@@ -24,12 +25,12 @@ from prunelab.experiments.report_data import (
     pretty,
     run_label,
 )
-from prunelab.experiments.report_limits import (
+from prunelab.experiments.report.limits import (
     linear_theory_section,
     prediction_section,
     spectrum_and_weights,
 )
-from prunelab.experiments.report_sections import (
+from prunelab.experiments.report.sections import (
     accuracy_sections,
     layer_sections,
     loss_change_section,
@@ -39,7 +40,6 @@ from prunelab.prunable import PrunableSpec
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 SPEEDUP_NOTE = (
     "Unstructured masks give no wall-clock speed-up in dense PyTorch: pruned weights are "
     "stored and multiplied as zeros. The 'MAC reduction' column is the theoretical one: "
@@ -198,5 +198,5 @@ def build_report(out: str | Path) -> Path:
         if text:
             blocks.append(html.section("Config", html.preformatted(text)))
         title = f"prunelab sweep: {data.config.get('name', Path(out).name)}"
-        html.write_page(rep / "index.html", title, blocks)
-    return final / "index.html"
+        html.write_page(rep / REPORT_PAGE, title, blocks)
+    return final / REPORT_PAGE

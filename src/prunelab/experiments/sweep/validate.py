@@ -12,15 +12,10 @@ import itertools
 
 from prunelab.data.registry import DATASETS
 from prunelab.errors import PrunelabError, check_sparsity
-from prunelab.experiments._typed import fail, join
-from prunelab.experiments.config import (
-    PROCEDURE_KEYS,
-    SYMBOLIC,
-    CriterionConfig,
-    SweepConfig,
-    check_unique,
-)
+from prunelab.experiments.sweep.config import SYMBOLIC, CriterionConfig, SweepConfig
 from prunelab.models import MODELS
+from prunelab.procedures import PruneSettings
+from prunelab.schema.toml import fail, join
 from prunelab.scores import CRITERIA
 from prunelab.train import TrainConfig
 
@@ -34,10 +29,24 @@ def train_dict(config: SweepConfig, variant_index: int | None) -> dict:
     base = TrainConfig().to_dict()
     for key in ("seed", "progress"):
         base.pop(key)
-    base = config.train.over(base)
+    base = {**base, **config.train}
     if variant_index is None:
-        return config.finetune.over({**base, "epochs": 0})
-    return config.training[variant_index].over(base)
+        return {**base, "epochs": 0, **config.finetune}
+    variant = {k: v for k, v in config.training[variant_index].items() if k != "name"}
+    return {**base, **variant}
+
+
+def procedure_settings(config: SweepConfig, index: int) -> PruneSettings:
+    """The ``[scoring]`` defaults with procedure ``index``'s own keys on top (no label)."""
+    own = {k: v for k, v in config.procedures[index].items() if k != "label"}
+    return PruneSettings(**{**config.scoring, **own})
+
+
+def procedure_label(config: SweepConfig, index: int) -> str:
+    """The label of a procedure: given, or built from its kind and settings."""
+    given = config.procedures[index].get("label")
+    own = {k: v for k, v in config.procedures[index].items() if k != "label"}
+    return given or PruneSettings(**own).label
 
 
 def criterion_points(crit: CriterionConfig) -> list[tuple[str, dict]]:
@@ -105,43 +114,15 @@ def _check_procedures(config: SweepConfig) -> None:
     labels = []
     for i, proc in enumerate(config.procedures):
         path = join("procedures", i)
-        allowed = PROCEDURE_KEYS[proc.kind]
-        for key in ("steps", "bn_recalibrate", "rounds", "rewind_epoch", "l1", "loss_change"):
-            if getattr(proc, key) is not None and key not in allowed:
-                valid = ", ".join(("kind", "label", "scope", *allowed))
-                raise fail(join(path, key), f"not valid for kind {proc.kind!r}; valid: {valid}")
-        for key in ("steps", "rounds"):
-            value = getattr(proc, key)
-            if value is not None and value < 1:
-                raise fail(join(path, key), f"must be an integer >= 1, got {value}")
-        if proc.kind == "iterative" and proc.steps is None:
-            raise fail(join(path, "steps"), "required for kind 'iterative'")
-        if proc.kind == "imp" and proc.rounds is None:
-            raise fail(join(path, "rounds"), "required for kind 'imp'")
-        if proc.rewind_epoch is not None and proc.rewind_epoch < 0:
-            raise fail(join(path, "rewind_epoch"), f"must be >= 0, got {proc.rewind_epoch}")
-        if proc.l1 is not None and not proc.l1 > 0:
-            raise fail(join(path, "l1"), f"must be > 0, got {proc.l1}")
-        labels.append(procedure_label(proc))
+        if "kind" not in proc:
+            raise fail(join(path, "kind"), "required key is missing")
+        try:
+            procedure_settings(config, i).validate()
+        except PrunelabError as exc:  # PruneSettings names the key: "steps: ..."
+            key, _, message = str(exc).partition(": ")
+            raise fail(join(path, key), message) from None
+        labels.append(procedure_label(config, i))
     check_unique(labels, "procedures", "procedure label")
-
-
-def procedure_label(proc) -> str:
-    """The label of a procedure: given, or built from its kind and settings."""
-    if proc.label:
-        return proc.label
-    parts = [proc.kind]
-    if proc.steps is not None:
-        parts.append(f"{proc.steps}steps")
-    if proc.bn_recalibrate:
-        parts.append("bn")
-    if proc.rounds is not None:
-        parts.append(f"{proc.rounds}rounds")
-    if proc.rewind_epoch is not None:
-        parts.append(f"rewind{proc.rewind_epoch}")
-    if proc.l1 is not None:
-        parts.append(f"l1={proc.l1:g}")
-    return "-".join(parts)
 
 
 def _check_grid(config: SweepConfig) -> None:
@@ -161,7 +142,7 @@ def _check_grid(config: SweepConfig) -> None:
         raise fail("sparsities", "required when models are given")
     if not config.seeds:
         raise fail("seeds", "required when models are given")
-    needs_criteria = any(p.kind not in ("imp", "lomp") for p in config.procedures)
+    needs_criteria = any(p["kind"] not in ("imp", "lomp") for p in config.procedures)
     if needs_criteria and not config.criteria:
         raise fail("criteria", "required by procedure(s) other than imp / lomp")
     for i, p in enumerate(config.sparsities):
@@ -195,19 +176,13 @@ def validate(config: SweepConfig) -> SweepConfig:
     _check_data(config)
     if not config.training:
         raise fail("training", "needs at least one variant")
-    check_unique([v.name for v in config.training], "training", "training variant name")
+    check_unique([v["name"] for v in config.training], "training", "training variant name")
     for i in range(len(config.training)):
         _check_train(train_dict(config, i), join("training", i))
     _check_train(train_dict(config, None), "finetune")
     _check_criteria(config)
     _check_procedures(config)
     _check_grid(config)
-    s = config.scoring
-    for key in ("samples", "batch_size"):
-        if getattr(s, key) < 1:
-            raise fail(join("scoring", key), f"must be an integer >= 1, got {getattr(s, key)}")
-    if s.min_per_layer < 0:
-        raise fail("scoring.min_per_layer", f"must be >= 0, got {s.min_per_layer}")
     for i, rule in enumerate(config.exclude):
         if all(v is None for v in vars(rule).values()):
             raise fail(join("exclude", i), "an exclude rule needs at least one key")
@@ -227,3 +202,12 @@ def validate(config: SweepConfig) -> SweepConfig:
         except PrunelabError as exc:
             raise fail("report.layer_sparsity", str(exc)) from None
     return config
+
+
+def check_unique(items: list[str], path: str, what: str) -> None:
+    """Refuse duplicate labels / names, naming the first repeated one."""
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item in seen:
+            raise fail(join(path, i), f"duplicate {what} {item!r}; give each a distinct label")
+        seen.add(item)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Literal
 
 from prunelab.errors import PrunelabError
+from prunelab.schema import setting
 
 SCHEDULES = ("constant", "step", "cosine")
 OPTIMIZERS = ("sgd", "adam")
@@ -77,6 +79,11 @@ def lr_at_epoch(
 class TrainConfig:
     """Hyper-parameters of a training or fine-tuning run (small, CPU-friendly defaults).
 
+    Each field is declared once, here: the same declaration makes the ``prunelab train``
+    flags (:func:`prunelab.schema.cli.add_arguments`) and the keys of a sweep's
+    ``[train]`` / ``[[training]]`` / ``[finetune]`` tables
+    (:func:`prunelab.schema.toml.overrides`).
+
     Attributes:
         epochs: Passes over the training split (0: only evaluate).
         batch_size: Examples per mini-batch.
@@ -85,30 +92,33 @@ class TrainConfig:
         momentum: SGD momentum (ignored by Adam).
         weight_decay: Optimiser weight decay, applied to every parameter.
         schedule: ``"constant"``, ``"step"`` or ``"cosine"`` (per epoch, see
-            :func:`prunelab._schedule.lr_at_epoch`).
+            :func:`prunelab.train_config.lr_at_epoch`).
         step_size: Epochs between decays of the ``step`` schedule.
         gamma: Decay factor of the ``step`` schedule.
         warmup_epochs: Epochs of linear warm-up before the schedule.
         l1: Coefficient of ``l1·Σ|θ|`` over the prunable set only (LOMP trains with it).
         l2: Coefficient of ``l2·Σθ²`` over the prunable set only.
-        seed: Seeds the shuffling and the global RNG inside the run (dropout).
-        progress: Show a tqdm progress bar on stderr.
+        seed: Seeds the shuffling and the global RNG inside the run (dropout); commands
+            and sweeps set it from their own seed, so it is neither a flag nor a key.
+        progress: Show a tqdm progress bar on stderr (how a run is watched, not what it
+            computes: not a flag, not a key).
     """
 
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    step_size: int = 30
-    gamma: float = 0.1
-    warmup_epochs: int = 0
-    l1: float = 0.0
-    l2: float = 0.0
-    seed: int = 0
-    progress: bool = False
+    # 30: fc5 / lenet300 on digits converge in ~20 epochs of SGD + cosine
+    epochs: int = setting(30, "training epochs", minimum=0)
+    batch_size: int = setting(64, "examples per step", minimum=1)
+    optimizer: Literal["sgd", "adam"] = setting("sgd", "optimiser")
+    lr: float = setting(0.05, "peak learning rate", minimum=0)
+    momentum: float = setting(0.9, "SGD momentum", minimum=0)
+    weight_decay: float = setting(0.0, "optimiser weight decay (all parameters)", minimum=0)
+    schedule: Literal["constant", "step", "cosine"] = setting("cosine", "per-epoch schedule")
+    step_size: int = setting(30, "epochs between decays of the step schedule", minimum=1)
+    gamma: float = setting(0.1, "decay factor of the step schedule", minimum=0)
+    warmup_epochs: int = setting(0, "epochs of linear warm-up", minimum=0)
+    l1: float = setting(0.0, "l1 penalty on the prunable set (LOMP)", minimum=0)
+    l2: float = setting(0.0, "l2 penalty on the prunable set", minimum=0)
+    seed: int = setting(0, cli=False, toml=False)
+    progress: bool = setting(False, cli=False, toml=False)
 
     def validate(self) -> TrainConfig:
         """Check every value; return ``self``. Raises PrunelabError naming the bad one."""

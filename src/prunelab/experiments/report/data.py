@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunelab.errors import PrunelabError
+from prunelab.experiments.files import CONFIG_FILE, STORE_FILE
 from prunelab.experiments.store import ResultStore
 
-STORE_FILE = "results.sqlite"
 GROUP_KEYS = ("model", "data", "training", "procedure", "criterion", "sparsity")
 #: (column name, path into a run's metrics)
 METRICS = (
@@ -225,7 +225,7 @@ def limit_lines(data: SweepData, dense_hashes: set[str]) -> dict[str, float]:
 
 def config_text(out: Path) -> str:
     """The config TOML text the sweep directory was created for ('' if missing)."""
-    path = out / "config.toml"
+    path = out / CONFIG_FILE
     return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 

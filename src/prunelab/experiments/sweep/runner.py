@@ -45,25 +45,29 @@ from tqdm import tqdm
 from prunelab._io import atomic_write_json, atomic_write_text
 from prunelab._version import __version__
 from prunelab.errors import PrunelabError
-from prunelab.experiments import runner_jobs, runner_predict
-from prunelab.experiments.config import SweepConfig, load_config
-from prunelab.experiments.runner_state import SweepPlan, SweepSummary
+from prunelab.experiments.files import (
+    CONFIG_FILE,
+    DENSE_DIR,
+    LOCK_FILE,
+    REPORT_DIR,
+    STORE_FILE,
+    SWEEP_FILE,
+)
 from prunelab.experiments.store import ResultStore
+from prunelab.experiments.sweep import work
+from prunelab.experiments.sweep.config import SweepConfig
+from prunelab.experiments.sweep.load import load_config
+from prunelab.experiments.sweep.plan import SweepPlan, SweepSummary
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "config.toml"
-SWEEP_FILE = "sweep.json"
-STORE_FILE = "results.sqlite"
-DENSE_DIR = "dense"
-LOCK_FILE = ".lock"
 #: job priorities: lower runs first (results early, dense training last)
 PRIORITY = {"run": 0, "prediction": 1, "study": 2, "dense": 3}
 JOBS: dict[str, Callable[[dict], dict]] = {
-    "dense": runner_jobs.train_dense,
-    "prediction": runner_predict.predict,
-    "run": runner_jobs.prune,
-    "study": runner_predict.study,
+    "dense": work.train_dense,
+    "prediction": work.predict,
+    "run": work.prune,
+    "study": work.study,
 }
 
 
@@ -86,7 +90,7 @@ def _start_new_store(out: Path) -> None:
     """``--force``: drop the old results and report; content-addressed ``dense/`` is kept."""
     for name in (STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm", SWEEP_FILE, CONFIG_FILE):
         (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "report", ignore_errors=True)
+    shutil.rmtree(out / REPORT_DIR, ignore_errors=True)
 
 
 def prepare_out(out: Path, config: SweepConfig, text: str, force: bool) -> None:
@@ -149,7 +153,7 @@ class _Executor:
             self.pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=runner_jobs.init_worker,
+                initializer=work.init_worker,
                 initargs=(threads,),
             )
 
@@ -201,7 +205,7 @@ def run_sweep(
     """Run (or resume) the sweep of a TOML config.
 
     Args:
-        config_path: The TOML file (see :mod:`prunelab.experiments.config`).
+        config_path: The TOML file (see :mod:`prunelab.experiments.sweep.config`).
         out: Sweep directory (default ``runs/<config name>``).
         workers: ``<= 1``: run in this process; ``N``: ``N`` spawned worker processes.
         force: If ``out`` holds another config's sweep, start a new store there.

@@ -22,14 +22,16 @@ import dataclasses
 from dataclasses import dataclass
 
 from prunelab._hashing import stable_hash
-from prunelab.experiments._typed import fail, join
-from prunelab.experiments._validate import criterion_points, procedure_label, train_dict
-from prunelab.experiments.config import DataConfig, ExcludeRule, SweepConfig
-from prunelab.procedures import DEFAULT_L1, SYNFLOW_ROUNDS
+from prunelab.experiments.sweep.config import DataConfig, ExcludeRule, SweepConfig
+from prunelab.experiments.sweep.validate import (
+    criterion_points,
+    procedure_label,
+    procedure_settings,
+    train_dict,
+)
+from prunelab.procedures.settings import FROM_INIT
+from prunelab.schema.toml import fail, join
 from prunelab.scores import CRITERIA
-
-#: procedures that start from the initialisation instead of a trained dense checkpoint
-FROM_INIT = ("at-init", "imp")
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,11 @@ class RunSpec:
         train: Resolved TrainConfig dict of the dense training (``seed`` = run seed).
         criterion: Criterion name; ``criterion_label`` its label in reports.
         hparams: Resolved criterion hyper-parameters (defaults filled in).
-        procedure: Resolved procedure settings (``kind``, ``label``, ``scope``, ...).
+        procedure: ``label`` and the resolved :class:`~prunelab.procedures.PruneSettings`
+            (``kind``, ``scope``, scoring samples, ...).
         sparsity: Fraction removed, or a symbolic name resolved from the predictions.
         seed: Run seed.
         finetune: Resolved fine-tuning TrainConfig dict, or ``None`` (no fine-tuning).
-        scoring: Scoring settings (samples, batch size, min_per_layer, loss_change).
         prunable: The prunable-set rule.
     """
 
@@ -104,7 +106,6 @@ class RunSpec:
     sparsity: float | str
     seed: int
     finetune: dict | None
-    scoring: dict
     prunable: dict
 
     def identity(self) -> dict:
@@ -145,27 +146,14 @@ def _matches(rule: ExcludeRule, point: dict) -> bool:
 
 
 def _procedure(config: SweepConfig, index: int, variant_train: dict, criterion: str) -> dict:
-    proc = config.procedures[index]
-    out = {"kind": proc.kind, "label": procedure_label(proc)}
-    out["scope"] = proc.scope or config.scoring.scope
-    if proc.kind != "imp":
-        out["loss_change"] = proc.loss_change or config.scoring.loss_change
-    if proc.kind == "iterative":
-        out["steps"] = proc.steps
-    elif proc.kind == "at-init":
-        out["bn_recalibrate"] = bool(proc.bn_recalibrate)
-        out["rounds"] = proc.rounds or (SYNFLOW_ROUNDS if criterion == "synflow" else 1)
-    elif proc.kind == "imp":
-        out["rounds"] = proc.rounds
-        out["rewind_epoch"] = 1 if proc.rewind_epoch is None else proc.rewind_epoch
-        if out["rewind_epoch"] > variant_train["epochs"]:
-            raise fail(
-                join(join("procedures", index), "rewind_epoch"),
-                f"{out['rewind_epoch']} exceeds the training epochs ({variant_train['epochs']})",
-            )
-    elif proc.kind == "lomp":
-        out["l1"] = proc.l1 or variant_train["l1"] or DEFAULT_L1
-    return out
+    """Procedure ``index`` resolved for one criterion and training variant, with its label."""
+    settings = procedure_settings(config, index).resolved(criterion, variant_train["l1"])
+    if settings.kind == "imp" and settings.rewind_epoch > variant_train["epochs"]:
+        raise fail(
+            join(join("procedures", index), "rewind_epoch"),
+            f"{settings.rewind_epoch} exceeds the training epochs ({variant_train['epochs']})",
+        )
+    return {"label": procedure_label(config, index), **settings.to_dict()}
 
 
 def _resolved_hparams(name: str, hparams: dict, seed: int) -> dict:
@@ -185,7 +173,6 @@ def expand(config: SweepConfig) -> list[RunSpec]:
     """
     runs: dict[str, RunSpec] = {}
     finetune = train_dict(config, None)
-    scoring = dataclasses.asdict(config.scoring)
     prunable = dataclasses.asdict(config.prunable)
     criteria = [(c.name, lab, hp) for c in config.criteria for lab, hp in criterion_points(c)]
     for model in config.models:
@@ -193,34 +180,35 @@ def expand(config: SweepConfig) -> list[RunSpec]:
             for v_index, variant in enumerate(config.training):
                 base_train = train_dict(config, v_index)
                 for p_index, proc in enumerate(config.procedures):
+                    kind = proc["kind"]
                     crit_list = criteria
-                    if proc.kind in ("imp", "lomp"):
+                    if kind in ("imp", "lomp"):
                         crit_list = [("magnitude", "magnitude", {})]
                     for name, crit_label, hparams in crit_list:
                         resolved_proc = _procedure(config, p_index, base_train, name)
                         for sparsity in config.sparsities:
-                            if isinstance(sparsity, str) and proc.kind in FROM_INIT:
+                            if isinstance(sparsity, str) and kind in FROM_INIT:
                                 continue
                             for seed in config.seeds:
                                 point = {
                                     "model": [model],
                                     "data": [data.tag],
-                                    "training": [variant.name],
+                                    "training": [variant["name"]],
                                     "criterion": [name, crit_label],
-                                    "procedure": [proc.kind, resolved_proc["label"]],
+                                    "procedure": [kind, resolved_proc["label"]],
                                     "sparsity": [sparsity],
                                     "seed": [seed],
                                 }
                                 if any(_matches(rule, point) for rule in config.exclude):
                                     continue
                                 train = {**base_train, "seed": seed}
-                                if proc.kind == "lomp":
+                                if kind == "lomp":
                                     train["l1"] = resolved_proc["l1"]
                                 ft = {**finetune, "seed": seed}
                                 run = RunSpec(
                                     model=model,
                                     data=data,
-                                    training=variant.name,
+                                    training=variant["name"],
                                     train=train,
                                     criterion=name,
                                     criterion_label=crit_label,
@@ -229,8 +217,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                                     sparsity=sparsity,
                                     seed=seed,
                                     # at-init trains with `train` after pruning; IMP retrains
-                                    finetune=None if proc.kind in FROM_INIT else ft,
-                                    scoring=scoring,
+                                    finetune=None if kind in FROM_INIT else ft,
                                     prunable=prunable,
                                 )
                                 runs.setdefault(run.hash, run)

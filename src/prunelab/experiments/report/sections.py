@@ -10,8 +10,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from prunelab.experiments import html, plots
-from prunelab.experiments.report_data import (
+from prunelab.experiments.report import html, plots
+from prunelab.experiments.report.data import (
     SweepData,
     aggregate,
     dig,
@@ -19,8 +19,7 @@ from prunelab.experiments.report_data import (
     mean_sd,
     run_key,
 )
-
-FROM_INIT = ("at-init", "imp")
+from prunelab.procedures.settings import FROM_INIT
 
 
 def slug(*parts: object) -> str:

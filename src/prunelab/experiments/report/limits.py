@@ -1,6 +1,6 @@
 """Report sections about the dense models: limits, spectra, weights, and paper 000's theory.
 
-Same conventions as :mod:`prunelab.experiments.report_sections`: every figure has its CSV.
+Same conventions as :mod:`prunelab.experiments.report.sections`: every figure has its CSV.
 """
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from pathlib import Path
 import torch
 
 from prunelab.curvature import SpectralMeasure
-from prunelab.experiments import html, plots
-from prunelab.experiments.report_data import (
+from prunelab.experiments.report import html, plots
+from prunelab.experiments.report.data import (
     SweepData,
     dense_label,
     dense_tags,
     dig,
     prediction_rows,
 )
-from prunelab.experiments.report_sections import figure, slug
+from prunelab.experiments.report.sections import figure, slug
 
 
 def _first_per_model(data: SweepData) -> list[tuple[str, dict]]:

@@ -196,7 +196,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None) -> DemoResult:
     Returns:
         The measured :class:`DemoResult`.
     """
-    from prunelab.experiments.demo_report import write_demo_report
+    from prunelab.experiments.demo.section import write_demo_report
 
     cfg = config or DemoConfig()
     t0 = time.perf_counter()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prunelab.experiments import html, plots
+from prunelab.experiments.report import html, plots
 from prunelab.prunable import PrunableSpec
 
 CRITERIA_CSV = "criteria.csv"

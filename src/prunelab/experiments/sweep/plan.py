@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from prunelab._hashing import stable_hash
-from prunelab.experiments.config import SYMBOLIC, SweepConfig
-from prunelab.experiments.grid import (
+from prunelab.experiments.store import ResultStore
+from prunelab.experiments.sweep.config import SYMBOLIC, SweepConfig
+from prunelab.experiments.sweep.grid import (
     PredictionSpec,
     RunSpec,
     dense_specs,
@@ -25,8 +26,7 @@ from prunelab.experiments.grid import (
     prediction_settings,
     study_specs,
 )
-from prunelab.experiments.runner_jobs import dense_ready
-from prunelab.experiments.store import ResultStore
+from prunelab.experiments.sweep.work import dense_ready
 
 log = logging.getLogger(__name__)
 Job = tuple[str, str, dict]
