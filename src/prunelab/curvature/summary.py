@@ -22,6 +22,7 @@ from prunelab.curvature.fisher import EmpiricalFisher
 from prunelab.curvature.ggn import GGN
 from prunelab.curvature.hessian import Hessian
 from prunelab.curvature.layerwise import layer_traces
+from prunelab.curvature.settings import SpectrumSettings
 from prunelab.curvature.slq import SpectralMeasure, slq
 from prunelab.errors import PrunelabError
 
@@ -77,8 +78,8 @@ def spectrum_summary(
     model: nn.Module,
     loss_fn,
     batches: Iterable,
-    num_iters: int = 64,
-    num_runs: int = 4,
+    num_iters: int = SpectrumSettings.num_iters,
+    num_runs: int = SpectrumSettings.num_runs,
     seed: int = 0,
     per_layer: bool = False,
     *,

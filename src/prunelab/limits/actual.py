@@ -23,6 +23,7 @@ from torch import nn
 
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
+from prunelab.limits.settings import ActualSettings
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
@@ -89,10 +90,10 @@ def _kept(p: float, total: int) -> int:
 def find_actual_limit(
     model: nn.Module,
     data: DataBundle,
-    tolerance: float = 0.5,
-    strict: bool = False,
+    tolerance: float = ActualSettings.tolerance,
+    strict: bool = ActualSettings.strict,
     grid: Sequence[float] | None = None,
-    bisect_steps: int = 8,
+    bisect_steps: int = ActualSettings.bisect_steps,
     *,
     spec: PrunableSpec | None = None,
     batch_size: int = 1024,

@@ -59,6 +59,7 @@ from prunelab.limits._estimate import LimitEstimate, estimate_from_measures
 from prunelab.limits._inputs import EPS_RULES, LimitInputs, measure_limit_inputs
 from prunelab.limits._spectra import SeedMeasures, build_measures
 from prunelab.limits.cosine import cosine_curve, cosine_rule
+from prunelab.limits.settings import LimitSettings
 from prunelab.prunable import PrunableSpec, prunable_parameters
 
 METHODS = ("gaussian-width", "cosine")
@@ -126,13 +127,13 @@ def predict_limit(
     method: str = "gaussian-width",
     *,
     eps: float | str | None = None,
-    num_iters: int = 64,
-    num_runs: int = 4,
-    num_seeds: int = 3,
-    samples: int = 1024,
-    batch_size: int = 256,
+    num_iters: int = LimitSettings.num_iters,
+    num_runs: int = LimitSettings.num_runs,
+    num_seeds: int = LimitSettings.num_seeds,
+    samples: int = LimitSettings.samples,
+    batch_size: int = LimitSettings.batch_size,
     seed: int = 0,
-    zero_mass: str | float = "auto",
+    zero_mass: str | float = LimitSettings.zero_mass,
     spec: PrunableSpec | None = None,
     loss_fn=None,
     curve_points: int = 1001,
