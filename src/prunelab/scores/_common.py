@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from prunelab._evaluate import placement, to_model
+from prunelab.curvature._problem import check_deterministic
 from prunelab.errors import PrunelabError
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -130,7 +131,17 @@ def mean_gradient(
 
     Returns:
         ``{name: gradient}`` shaped like the parameters (detached).
+
+    Raises:
+        PrunelabError: If the model is not deterministic (an active Dropout, a BatchNorm
+            in training mode), or the batches hold no examples.
     """
+    # Refuse, as the curvature routines do, before any forward pass. A train-mode
+    # BatchNorm forward would update the running statistics (scoring must leave the
+    # model as it was; grasp used to do so and then refuse in its Hessian step), and it
+    # makes g depend on how examples are batched; an active Dropout makes g depend on
+    # the global RNG, so the same call gave different scores (taylor1, snip).
+    check_deterministic(model)
     names = list(params)
     tensors = [params[n] for n in names]
     total = [torch.zeros_like(p) for p in tensors]

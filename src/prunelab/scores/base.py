@@ -68,7 +68,8 @@ def score(
     """Score every prunable weight of ``model`` at its current values (higher = keep).
 
     Args:
-        model: The network; scored as it is (call ``model.eval()`` first for curvature).
+        model: The network; scored as it is. Criteria that differentiate the loss refuse
+            an active Dropout or a train-mode BatchNorm (call ``model.eval()`` first).
         criterion: A name in :data:`CRITERIA`.
         batches: ``(x, y)`` batches for data-dependent criteria.
         loss_fn: Mean-reduced loss ``(output, y) -> scalar`` for data-dependent criteria.

@@ -11,7 +11,8 @@ diagonal (see :mod:`prunelab.scores._curvature_diag`). The scores, higher = keep
   reproduction only.
 
 Each accepts paper 001's locality ``λ``: ``score + ½ λ θ_i²`` (``λ → ∞`` ranks like
-magnitude). Scores use the model in its current mode; curvature needs ``eval()``.
+magnitude). Scores use the model in its current mode, which must be deterministic
+(``eval()`` if it has BatchNorm or an active Dropout) for the gradient and the curvature.
 """
 
 from __future__ import annotations
