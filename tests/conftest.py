@@ -13,6 +13,19 @@ if str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
 
+def pytest_ignore_collect(collection_path: Path, config):
+    """Do not collect the per-layer ``conftest.py`` files as doctest modules.
+
+    ``--doctest-modules`` imports every ``.py`` file under ``tests/`` as a module named by
+    its bare file name (the folders are not packages), so two ``tests/<layer>/conftest.py``
+    would both be ``conftest`` and fail with "import file mismatch". They hold no
+    doctests; pytest still loads them as conftests.
+    """
+    if collection_path.name == "conftest.py":
+        return True
+    return None
+
+
 @pytest.fixture
 def float64():
     """Run a test with float64 as the default dtype, restoring the previous default after."""
