@@ -57,7 +57,7 @@ def test_summary_with_other_operators_and_bad_operator():
 def test_report_leaves_no_temporary_files_on_failure(tmp_path, monkeypatch):
     c = make_case("mlp-mse")
     s = spectrum_summary(c.model, c.loss_fn, c.batches, num_iters=4, num_runs=2)
-    import prunelab.curvature.summary as summary_mod
+    import prunelab.experiments.report.spectrum as summary_mod
 
     def broken(_):
         raise RuntimeError("plot failed")

@@ -78,8 +78,9 @@ def _criterion_hparams(args: argparse.Namespace) -> dict:
 
 def _prune(args: argparse.Namespace) -> int:
     finetune = train_config(args, epochs=args.finetune_epochs) if args.finetune_epochs else None
+    settings = from_arguments(PruneSettings, args, skip=PRUNE_SKIP)
     meta = jobs.prune_job(
-        args.checkpoint, args.criterion, args.sparsity, from_arguments(PruneSettings, args, skip=PRUNE_SKIP),
+        args.checkpoint, args.criterion, args.sparsity, settings,
         hparams=_criterion_hparams(args), finetune=finetune, out=args.out,
         data_dir=args.data_dir, force=args.force,
     ).meta  # fmt: skip
@@ -102,27 +103,28 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from prunelab.experiments.demo.run import DemoConfig, run_demo
+    from prunelab.experiments.demo.run import run_demo
 
-    result = run_demo(args.out, DemoConfig(seed=args.seed, epochs=args.epochs))
+    result = run_demo(args.out, seed=args.seed, epochs=args.epochs, workers=args.workers)
     dense = ", ".join(f"{k} {v['accuracy']:.2f}%" for k, v in result.dense.items())
     limit_cols = ["model", "method", "prediction", "spread", "lower", "actual", "delta_pp"]
     ft = [r for r in result.criteria if r["stage"] == "after fine-tune"]
+    tr = result.spectrum["trace"]
     text = (
         f"fc5 on digits, dense test accuracy: {dense}\n\n"
         "How far can it be pruned? (sparsity = fraction removed; delta in points)\n"
         + text_table(result.limits, limit_cols)
         + "\n\nWhich weights matter? accuracy after pruning + a short fine-tune\n"
         + text_table(ft, ["criterion", "sparsity", "accuracy", "accuracy_sd", "loss"])
-        + f"\n\nHessian: top eigenvalue {result.spectrum.top_eigenvalue:.4g}, trace "
-        f"{result.spectrum.trace.value:.4g} ± {result.spectrum.trace.stderr:.2g}"
+        + f"\n\nHessian: top eigenvalue {result.spectrum['top_eigenvalue']:.4g}, trace "
+        f"{tr['value']:.4g} ± {tr['stderr']:.2g}"
         + f"\n\nreport: {result.report}  ({result.seconds['total']:.0f} s)"
     )
     payload = {
         "dense": result.dense,
         "criteria": result.criteria,
         "limits": result.limits,
-        "spectrum": result.spectrum.to_dict(),
+        "spectrum": result.spectrum,
         "report": str(result.report),
         "seconds": result.seconds,
     }
@@ -175,7 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--first-order-sign", default=None, help="minus (Taylor) | plus (paper 002)")
     add_settings(p, PruneSettings, "procedure (PruneSettings)", skip=PRUNE_SKIP)
     p.add_argument("--at-init", dest="kind", action="store_const", const="at-init",
-                   help="same as --procedure at-init: prune an initialisation, then train")  # fmt: skip
+                   help="= --procedure at-init: prune an initialisation, then train")  # fmt: skip
     p.add_argument("--finetune-epochs", type=nonneg_int, default=0, help="fine-tune after pruning")
     # fine-tuning starts from a trained model: a smaller step than training from scratch
     add_settings(
@@ -192,7 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="train fc5 on digits, prune, write a report", formatter_class=Formatter
     )
     p.add_argument("--out", default="reports/demo", help="report directory")
-    p.add_argument("--epochs", type=nonneg_int, default=30, help="dense training epochs")
+    p.add_argument("--epochs", type=nonneg_int, default=None,
+                   help="dense training epochs (default: demo.toml's)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--workers", type=nonneg_int, default=1, help="sweep worker processes")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_demo)

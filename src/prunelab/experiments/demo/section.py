@@ -1,4 +1,4 @@
-"""The demo's report page: tables, plots and the CSV behind each (see :mod:`demo`)."""
+"""The demo's headline page: tables, plots and the CSV behind each (see :mod:`.run`)."""
 
 from __future__ import annotations
 
@@ -36,17 +36,20 @@ def _limits_plot(out: Path, result, tag: str) -> None:
     )
 
 
-def write_demo_report(out: Path, result, cfg) -> Path:
+def write_demo_page(out: Path, result) -> Path:
     """Write ``index.html``, the PNG plots and the CSVs of a :class:`DemoResult`.
 
     Args:
-        out: Report directory.
-        result: The :class:`~prunelab.experiments.demo.DemoResult`.
-        cfg: The :class:`~prunelab.experiments.demo.DemoConfig` used.
+        out: The demo directory (the sweep's full report is ``report/index.html``).
+        result: The :class:`~prunelab.experiments.demo.run.DemoResult`.
 
     Returns:
         The path of ``index.html``.
     """
+    cfg = result.config
+    gw, train = cfg["predictions"]["gaussian_width"], cfg["train"]
+    l1 = next(v["l1"] for v in cfg["training"] if v["name"] == "l1")
+    repeats = len(next(c for c in cfg["criteria"] if c["name"] == "random")["sweep"]["seed"])
     dense = result.dense["plain"]["accuracy"]
     _criteria_plot(out, result.criteria, "after prune", dense, "criteria_after_prune.png")
     _criteria_plot(out, result.criteria, "after fine-tune", dense, "criteria_after_finetune.png")
@@ -56,23 +59,27 @@ def write_demo_report(out: Path, result, cfg) -> Path:
     html.write_csv(out / LIMITS_CSV, result.limits)
     html.write_csv(out / CURVES_CSV, result.curves["rows"])
     spec = result.spectrum
+    trace = spec["trace"]
     limit_cols = ["model", "method", "prediction", "spread", "lower", "upper", "actual", "delta_pp"]
     blocks = [
         html.paragraph(
-            f"fc5 (64-1000-600-300-100-10, {spec.dim:,} prunable weights) trained "
-            f"{cfg.epochs} epochs on scikit-learn digits (1,348 train / 449 test, "
-            f"seed {cfg.seed}). "
+            f"fc5 (64-1000-600-300-100-10, {spec['dim']:,} prunable weights) trained "
+            f"{train['epochs']} epochs on scikit-learn digits (1,348 train / 449 test, "
+            f"seed {cfg['seeds'][0]}). "
             f"Dense test accuracy: plain {result.dense['plain']['accuracy']:.2f}%, "
-            f"ℓ1 (λ={cfg.l1:g}) {result.dense['l1']['accuracy']:.2f}%."
+            f"ℓ1 (λ={l1:g}) {result.dense['l1']['accuracy']:.2f}%. Every run, plot and CSV "
+            "of the sweep behind this page: report/index.html."
         ),
         html.section(
             "How far can it be pruned? Predictions vs the measured limit",
             html.paragraph(
                 "Measured limit: the largest sparsity at which one-shot global magnitude pruning "
-                "(no fine-tuning) keeps test accuracy within 0.5 points of dense (grid, then "
+                "(no fine-tuning) keeps test accuracy within 0.5 points of dense (grid, "
+                "then "
                 "bisection). Gaussian width (paper 004): crossing ρ(R(p)) = p on the SLQ measure, "
-                f"{cfg.slq_iters} Lanczos steps × {cfg.slq_runs} runs × {cfg.slq_seeds} seeds over "
-                f"{cfg.curvature_samples} training examples; spread = sd over seeds; lower/upper = "
+                f"{gw['num_iters']} Lanczos steps × {gw['num_runs']} runs × "
+                f"{gw['num_seeds']} seeds "
+                f"over {gw['samples']} training examples; spread = sd over seeds; lower/upper = "
                 "the ellipsoid Gaussian-width bracket. Cosine (paper 003): p* nearest (1, 1); "
                 "lower = the kurtosis-guarded safe amount. Δ = prediction − measured, in points."
             ),
@@ -83,9 +90,9 @@ def write_demo_report(out: Path, result, cfg) -> Path:
             "Which weights matter? Six criteria at the same sparsity",
             html.paragraph(
                 f"One-shot global pruning of the plain model; data criteria use "
-                f"{cfg.score_samples} training examples; random is mean ± sd over "
-                f"{cfg.random_repeats} seeds. Fine-tune: {cfg.finetune_epochs} epochs SGD "
-                "(lr 0.01), masks kept exact."
+                f"{cfg['scoring']['samples']} training examples; random is mean ± sd over "
+                f"{repeats} seeds. Fine-tune: {cfg['finetune']['epochs']} epochs SGD "
+                f"(lr {cfg['finetune']['lr']:g}, constant), masks kept exact."
             ),
             html.image("criteria_after_prune.png", "criteria after pruning", CRITERIA_CSV),
             html.image("criteria_after_finetune.png", "criteria after fine-tuning", CRITERIA_CSV),
@@ -94,16 +101,15 @@ def write_demo_report(out: Path, result, cfg) -> Path:
         html.section(
             "Curvature: the Hessian spectrum of the plain model",
             html.paragraph(
-                f"Top eigenvalue {spec.top_eigenvalue:.4g}; trace {spec.trace.value:.4g} ± "
-                f"{spec.trace.stderr:.2g} (s.e.); SLQ over {spec.num_examples} examples. "
-                "The density plot is smoothed for display only; predictions integrate against "
-                "the discrete Ritz measure (spectrum/ritz.csv)."
+                f"Top eigenvalue {spec['top_eigenvalue']:.4g}; trace {trace['value']:.4g} ± "
+                f"{trace['stderr']:.2g} (s.e.); SLQ over {spec['num_examples']} examples. "
+                "The sweep report (report/index.html) plots the density; predictions integrate "
+                "against the discrete Ritz measure."
             ),
-            html.image("spectrum/spectral_density.png", "spectral density", "spectrum/ritz.csv"),
             html.table(
                 [
-                    {"layer": k, "trace": v.value, "stderr": v.stderr}
-                    for k, v in (spec.layer_traces or {}).items()
+                    {"layer": k, "trace": v["value"], "stderr": v["stderr"]}
+                    for k, v in (spec["layer_traces"] or {}).items()
                 ]
             ),
         ),
@@ -111,7 +117,7 @@ def write_demo_report(out: Path, result, cfg) -> Path:
             f"Prunable set: {PrunableSpec().describe()}. Unstructured masks give no wall-clock "
             "speed-up in dense PyTorch; the compression column is the theoretical reduction in "
             "stored weights and multiply-adds of the prunable layers. Dense checkpoints: "
-            "model-plain/, model-l1/ (use them with prunelab spectrum / limit / prune).",
+            "dense/<hash>/ (use them with prunelab spectrum / limit / prune).",
             note=True,
         ),
         html.paragraph(

@@ -37,7 +37,7 @@ def load_data(
     seed = spec.pop("seed", 0)
     stored_dir = spec.pop("data_dir", None)
     # a sweep identity nests the loader options; a DataBundle.spec has them flat
-    options = spec["options"] if "options" in spec else spec
+    options = spec.get("options", spec)
     directory = data_dir or stored_dir or None
     key = stable_hash([name, seed, options, str(directory)])
     if cache and key in _CACHE:

@@ -125,7 +125,7 @@ def limit_rows(found: dict) -> list[dict]:
                    "lower": est["lower"], "upper": est["upper"]}  # fmt: skip
         if actual is not None:
             row["actual"] = actual
-            row["delta_pp"] = limits.delta_pp(est["p_hat"], actual)
+            row["delta_pp"] = limits.delta_pp(row["prediction"], actual)
         rows.append(row)
     return rows
 
