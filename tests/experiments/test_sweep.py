@@ -138,7 +138,7 @@ def test_other_config_is_refused_unless_forced(reference, tmp_path):
     shutil.copytree(reference, out)
     other = tmp_path / "other.toml"
     other.write_text(TINY.read_text().replace("sparsities = [0.5, 0.9]", "sparsities = [0.5]"))
-    with pytest.raises(PrunelabError, match="--force"):
+    with pytest.raises(PrunelabError, match="force=True"):
         run_sweep(other, out, progress=False)
     summary = run_sweep(other, out, progress=False, force=True)
     assert summary.runs_total == 2 and summary.runs_skipped == 0  # a new store

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 
 from prunelab.errors import PrunelabError
@@ -71,17 +72,32 @@ def add_settings(
     p.set_defaults(_flags=known)
 
 
+#: parameters of the job functions that every command spells the same way
+COMMON_FLAGS = {"out": "--out", "force": "--force", "data_dir": "--data-dir"}
+
+
 def flag_names(args: argparse.Namespace, message: str) -> str:
-    """``message`` with a leading ``parameter:`` replaced by the command's flag for it.
+    """A library message that names parameters, retold with the command's flags.
+
+    Library errors name Python parameters (``bn_recalibrate: ...``, ``pass force=True``,
+    ``out '...'``); a CLI user should read the flag they typed.
 
     Example:
         >>> ns = argparse.Namespace(_flags={"bn_recalibrate": "--bn-recalibrate"})
         >>> flag_names(ns, "bn_recalibrate: not valid for kind 'one-shot'")
         "--bn-recalibrate: not valid for kind 'one-shot'"
+        >>> flag_names(ns, "choose another out or pass force=True to replace it")
+        'choose another --out or pass --force to replace it'
     """
+    known = {**COMMON_FLAGS, **(getattr(args, "_flags", None) or {})}
     key, sep, rest = message.partition(": ")
-    known = getattr(args, "_flags", None) or {}
-    return f"{known[key]}{sep}{rest}" if sep and key in known else message
+    if sep and key in known:
+        message = f"{known[key]}{sep}{rest}"
+    for name, flag_ in known.items():
+        message = re.sub(rf"\b{name}=True\b", flag_, message)
+        message = re.sub(rf"\b{name}=(\S)", rf"{flag_} \1", message)
+        message = re.sub(rf"(another|pass) {name}\b", rf"\1 {flag_}", message)
+    return message
 
 
 def train_config(args: argparse.Namespace, **values) -> TrainConfig:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from prunelab.cli._common import Formatter, add_settings, emit, parse_hparams, pos_int
+from prunelab.cli._table import text_table
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.experiments import jobs
-from prunelab.experiments.report.html import text_table
 from prunelab.limits.settings import ActualSettings, LimitSettings
 from prunelab.procedures import PruneSettings
 from prunelab.schema.cli import from_arguments

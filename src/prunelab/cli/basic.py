@@ -18,8 +18,8 @@ from prunelab.cli._common import (
     sparsity_arg,
     train_config,
 )
+from prunelab.cli._table import text_table
 from prunelab.experiments import jobs
-from prunelab.experiments.report.html import text_table
 from prunelab.procedures import PruneSettings
 from prunelab.schema.cli import from_arguments
 from prunelab.scores import CRITERIA

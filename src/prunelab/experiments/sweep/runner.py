@@ -87,7 +87,7 @@ def sweep_lock(out: Path) -> Iterator[None]:
 
 
 def _start_new_store(out: Path) -> None:
-    """``--force``: drop the old results and report; content-addressed ``dense/`` is kept."""
+    """``force``: drop the old results and report; content-addressed ``dense/`` is kept."""
     for name in (STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm", SWEEP_FILE, CONFIG_FILE):
         (out / name).unlink(missing_ok=True)
     shutil.rmtree(out / REPORT_DIR, ignore_errors=True)
@@ -101,7 +101,7 @@ def prepare_out(out: Path, config: SweepConfig, text: str, force: bool) -> None:
             ``force`` is False.
     """
     if out.exists() and not out.is_dir():
-        raise PrunelabError(f"--out {str(out)!r} is a file; choose a directory")
+        raise PrunelabError(f"out {str(out)!r} is a file; choose a directory")
     sweep_file = out / SWEEP_FILE
     existing = None
     if sweep_file.is_file():
@@ -116,9 +116,9 @@ def prepare_out(out: Path, config: SweepConfig, text: str, force: bool) -> None:
                 what = f"sweep with config hash {existing}" if existing else "other files"
                 raise PrunelabError(
                     f"{str(out)!r} holds a {what}, not this config ({config.name!r}, hash "
-                    f"{config.hash}); choose another --out or pass --force to start a new store"
+                    f"{config.hash}); choose another out or pass force=True to start a new store"
                 )
-            log.warning("--force: starting a new results store in %s", out)
+            log.warning("force: starting a new results store in %s", out)
             _start_new_store(out)
     out.mkdir(parents=True, exist_ok=True)
     # sweep.json first: a crash before config.toml is written leaves a directory that is
