@@ -20,7 +20,7 @@ from prunelab import models
 from prunelab.errors import PrunelabError
 from prunelab.experiments.report.page import build_report
 from prunelab.experiments.store import ResultStore
-from prunelab.experiments.sweep import work as runner_jobs
+from prunelab.experiments.sweep import work
 from prunelab.experiments.sweep.grid import expand
 from prunelab.experiments.sweep.load import load_config
 from prunelab.experiments.sweep.runner import run_sweep
@@ -180,13 +180,13 @@ def test_nonfinite_metrics_mean_diverged():
     def nan_after_prune(job):
         return {"after_prune": {"loss": math.nan, "accuracy": 10.0}}
 
-    result = runner_jobs._guard(nan_after_prune, {})
+    result = work._guard(nan_after_prune, {})
     assert result["status"] == "diverged" and "after_prune.loss" in result["error"]
 
     def raises(job):
         raise RuntimeError("boom")
 
-    result = runner_jobs._guard(raises, {})
+    result = work._guard(raises, {})
     assert result["status"] == "failed" and result["error"] == "RuntimeError: boom"
 
 
@@ -200,7 +200,7 @@ def test_partial_checkpoint_is_never_used(reference, tmp_path):
     shutil.rmtree(ckpt)
     (out / "dense" / dense_hash).mkdir()  # a stray half directory without meta.json
     (out / "dense" / dense_hash / "model.safetensors").write_bytes(b"partial")
-    assert runner_jobs.dense_ready(ckpt, dense_hash) is None
+    assert work.dense_ready(ckpt, dense_hash) is None
     with ResultStore(out / "results.sqlite") as store:
         store.conn.execute("DELETE FROM runs WHERE rowid = (SELECT MIN(rowid) FROM runs)")
     summary = run_sweep(TINY, out, progress=False)

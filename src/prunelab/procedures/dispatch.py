@@ -72,7 +72,7 @@ def run_procedure(
         finetune: Training after pruning; for ``at-init`` the training run, for ``imp``
             the dense training that every round repeats.
         parent_meta: The checkpoint's ``meta.json``; at-init on a trained parent gives a
-            recorded warning.
+            recorded warning, and LOMP's ``ℓ1`` defaults to the parent's training one.
         eval_train: Also evaluate the training split.
         **overrides: :class:`PruneSettings` fields replacing those of ``settings``
             (``steps=3``, ``kind="at-init"``, ...).
@@ -84,7 +84,8 @@ def run_procedure(
         PrunelabError: Settings that do not fit together (naming the parameter), and
             everything the procedures refuse.
     """
-    s = replace(settings or PruneSettings(), **overrides).resolved(criterion)
+    train_l1 = float(((parent_meta or {}).get("train") or {}).get("l1") or 0.0)
+    s = replace(settings or PruneSettings(), **overrides).resolved(criterion, train_l1)
     if s.kind == "imp":
         if finetune is None:
             raise PrunelabError("kind 'imp' needs finetune= (the training every round repeats)")

@@ -85,22 +85,6 @@ class SweepSummary:
         """JSON-ready dict."""
         return {**asdict(self), "out": str(self.out)}
 
-    def lines(self) -> list[str]:
-        """A one-screen human summary."""
-        out = [
-            f"sweep {self.name} (config {self.config_hash}) in {self.out}",
-            f"runs: {self.runs_total} in grid, {self.runs_skipped} already done, "
-            f"{self.runs_executed} run now; store: {self.ok} ok, {self.failed} failed, "
-            f"{self.diverged} diverged",
-            f"dense models: {self.dense_trained} trained, {self.dense_reused} reused; "
-            f"predictions: {self.predictions}; studies: {self.studies}; {self.seconds:.1f} s",
-        ]
-        for f in self.failures[:10]:
-            out.append(f"  {f['status']}: {f['label']}: {f['error']}")
-        if len(self.failures) > 10:
-            out.append(f"  ... and {len(self.failures) - 10} more (see the report)")
-        return out
-
 
 class SweepPlan:
     """The jobs a sweep still needs, and the bookkeeping of finished ones."""

@@ -1,4 +1,4 @@
-"""Semantic checks of a :class:`~prunelab.experiments.config.SweepConfig` (after type checks).
+"""Semantic checks of a :class:`~prunelab.experiments.sweep.config.SweepConfig` (after type checks).
 
 Names are looked up in the registries, hyper-parameters built by their dataclasses,
 training settings validated by :class:`~prunelab.train.TrainConfig`; every error names
@@ -173,6 +173,8 @@ def validate(config: SweepConfig) -> SweepConfig:
     """
     if not config.name.strip():
         raise fail("name", "must not be empty")
+    if config.threads is not None and config.threads < 1:
+        raise fail("threads", f"must be >= 1, got {config.threads}")
     _check_data(config)
     if not config.training:
         raise fail("training", "needs at least one variant")
