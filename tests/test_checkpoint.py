@@ -103,3 +103,59 @@ def test_output_dir_guard(tmp_path, pruned):
     with pytest.raises(PrunelabError, match="different run"):
         checkpoint.check_output_dir(other, "a")
     assert checkpoint.check_output_dir(other, "a", force=True) == other
+
+
+# ------------------------------------------------ models still carrying torch.nn.utils.prune hooks
+def _hooked_fc5():
+    torch.manual_seed(0)
+    model = prunelab.models.build("fc5", input_shape=(64,), output_dim=10)
+    layers = [(m, "weight") for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    torch.nn.utils.prune.global_unstructured(
+        layers, pruning_method=torch.nn.utils.prune.L1Unstructured, amount=0.8
+    )
+    return model
+
+
+def test_hooked_model_is_saved_folded_and_loads(tmp_path, caplog):
+    from prunelab.masks import torch_prune_hooks
+
+    model = _hooked_fc5()
+    x = torch.randn(5, 64)
+    want = model(x)
+    hooks_mask = Mask.from_torch_prune(model)
+    with caplog.at_level("WARNING"):
+        meta = checkpoint.save(tmp_path / "a", model)  # no mask: the hooks' masks are it
+    assert "adopted torch.nn.utils.prune" in caplog.text
+    assert meta["torch_prune_adopted"] == [n for n in hooks_mask.masks]
+    assert torch_prune_hooks(model)  # save does not change the caller's model
+    loaded, mask, meta2 = checkpoint.load(tmp_path / "a")
+    assert mask.equal(hooks_mask) and meta2["nnz"] == hooks_mask.nnz
+    assert abs(mask.sparsity - 0.8) < 1e-3
+    assert torch.equal(loaded(x), want)  # the hooks' zeros survive, bit for bit
+
+    # With an explicit mask the saved mask (and the weights) are the intersection.
+    other = Mask.from_scores(score(model, "random", seed=1), 0.5)
+    meta = checkpoint.save(tmp_path / "b", model, other)
+    loaded, mask, _ = checkpoint.load(tmp_path / "b")
+    assert mask.equal(other & hooks_mask) and meta["nnz"] == (other & hooks_mask).nnz
+    assert Mask.from_model_zeros(loaded).equal(other & hooks_mask)
+
+
+def test_save_refuses_what_load_would_reject(tmp_path):
+    from torch.nn.utils import parametrize
+
+    class Double(torch.nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    model = prunelab.models.build("fc5", input_shape=(64,), output_dim=10)
+    parametrize.register_parametrization(model.get_submodule("layers.0"), "weight", Double())
+    with pytest.raises(PrunelabError, match="parametriz"):
+        checkpoint.save(tmp_path / "p", model)
+    assert not (tmp_path / "p").exists()
+
+    model = prunelab.models.build("fc5", input_shape=(64,), output_dim=10)
+    bad = Mask.dense(prunelab.models.build("fc5", input_shape=(32,), output_dim=10))
+    with pytest.raises(PrunelabError, match="does not match parameter shape"):
+        checkpoint.save(tmp_path / "m", model, bad)
+    assert not (tmp_path / "m").exists()

@@ -363,3 +363,39 @@ def test_apply_to_wrong_model():
         m.apply(other)
     with pytest.raises(PrunelabError, match="do not match"):
         m.apply(nn.Linear(4, 3))
+
+
+def test_apply_adopts_torch_prune_hooks(caplog):
+    """A 95 % mask on a model pruned 80 % by torch hooks leaves exactly the 95 % mask."""
+    net = tiny_net()
+    prune.global_unstructured(
+        [(net[0], "weight"), (net[2], "weight")], pruning_method=prune.L1Unstructured, amount=0.5
+    )
+    hooks = Mask.from_torch_prune(net)
+    random_mask = Mask.from_scores(score(net, "random", seed=0), 0.5, min_per_layer=0)
+    with caplog.at_level(logging.WARNING):
+        random_mask.apply(net)
+    assert "adopted torch.nn.utils.prune" in caplog.text and "0.weight" in caplog.text
+    assert all(not m._forward_pre_hooks for m in net.modules())
+    assert "0.weight" in dict(net.named_parameters()) and not hasattr(net[0], "weight_orig")
+    net(torch.randn(2, 4, dtype=torch.float64))  # a forward must not bring the old weights back
+    assert Mask.from_model_zeros(net).equal(random_mask & hooks)  # the hooks' zeros are kept
+    copy.deepcopy(net)  # hook-free again
+
+    net = tiny_net()
+    prune.global_unstructured(
+        [(net[0], "weight"), (net[2], "weight")], pruning_method=prune.L1Unstructured, amount=0.5
+    )
+    tighter = Mask.from_scores(score(net, "magnitude"), 0.9, min_per_layer=0)
+    tighter.apply(net)
+    net(torch.randn(2, 4, dtype=torch.float64))
+    assert Mask.from_model_zeros(net).equal(tighter)  # today's bug: stayed at the hooks' 50 %
+
+
+def test_apply_refuses_wrong_model_before_folding_hooks():
+    net = tiny_net()
+    prune.l1_unstructured(net[0], "weight", amount=0.5)
+    wrong = Mask.dense(nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 2)))
+    with pytest.raises(PrunelabError, match="does not match"):
+        wrong.apply(net)
+    assert hasattr(net[0], "weight_orig")  # nothing changed

@@ -8,6 +8,7 @@ naming the architecture again. Writes are atomic (a temp directory renamed into 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -15,17 +16,20 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn.utils import parametrize
 
 from prunelab._io import atomic_directory, atomic_write_json
 from prunelab._version import __version__
 from prunelab.errors import PrunelabError
-from prunelab.masks import Mask
+from prunelab.masks import Mask, torch_prune_hooks
 from prunelab.models import build_from_spec
 from prunelab.prunable import PrunableSpec
 
 MODEL_FILE = "model.safetensors"
 MASK_FILE = "masks.safetensors"
 META_FILE = "meta.json"
+
+log = logging.getLogger(__name__)
 
 
 def is_checkpoint(path: str | Path) -> bool:
@@ -69,6 +73,35 @@ def check_output_dir(path: str | Path, run_id: str | None = None, force: bool = 
     )
 
 
+def _plain_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """CPU ``state_dict`` of ``model`` with ``torch.nn.utils.prune`` hooks folded in.
+
+    A hooked parameter is stored under ``<module>.<name>_orig`` plus a ``_mask`` buffer,
+    keys a rebuilt architecture does not have; it is written as its plain name holding
+    ``orig * mask`` (what ``prune.remove`` would leave), without touching ``model``.
+    Returns the state and the folded parameter names.
+
+    Raises:
+        PrunelabError: If a module carries ``torch.nn.utils.parametrize`` parametrisations,
+            whose ``parametrizations.*`` keys :func:`load` could not map back.
+    """
+    for mod_name, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            raise PrunelabError(
+                f"model layer {mod_name or type(module).__name__!r} carries "
+                "torch.nn.utils.parametrize parametrisations, which a checkpoint cannot "
+                "rebuild; call parametrize.remove_parametrizations on it before saving"
+            )
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    folded = []
+    for mod_name, attr in torch_prune_hooks(model):
+        key = f"{mod_name}.{attr}" if mod_name else attr
+        orig, hook_mask = state.pop(key + "_orig"), state.pop(key + "_mask")
+        state[key] = (orig * hook_mask.to(orig.dtype)).contiguous()
+        folded.append(key)
+    return state, folded
+
+
 def save(
     path: str | Path,
     model: nn.Module,
@@ -76,6 +109,13 @@ def save(
     meta: dict | None = None,
 ) -> dict:
     """Write a checkpoint directory atomically.
+
+    A model still carrying ``torch.nn.utils.prune`` hooks is adopted: the weights are
+    written folded (``orig * mask``, the hooks' zeros kept; ``model`` itself is not
+    changed), the saved mask is ``mask`` intersected with the hooks' masks (the hooks'
+    masks alone when ``mask`` is ``None``), a warning is logged and ``meta`` records the
+    folded names under ``"torch_prune_adopted"``. So :func:`load` reads back every
+    checkpoint this writes.
 
     Args:
         path: Destination directory (replaced as a whole if it exists; call
@@ -87,6 +127,10 @@ def save(
     Returns:
         The ``meta`` dict as written (``meta`` plus model spec, prunable set, sparsity,
         nnz, total and prunelab version).
+
+    Raises:
+        PrunelabError: No ``prunelab_spec``, ``torch.nn.utils.parametrize``
+            parametrisations on the model, or a mask that does not fit its prunable set.
     """
     spec = getattr(model, "prunelab_spec", None)
     if spec is None:
@@ -94,9 +138,19 @@ def save(
             "model has no prunelab_spec; build it with prunelab.models.build(...) so it can be "
             "rebuilt on load"
         )
-    mask = mask if mask is not None else Mask.dense(model)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    state, folded = _plain_state(model)
     full_meta = dict(meta or {})
+    if folded:
+        hooks_mask = Mask.from_torch_prune(model, spec=mask.spec if mask is not None else None)
+        mask = hooks_mask if mask is None else mask & hooks_mask
+        full_meta["torch_prune_adopted"] = folded
+        log.warning(
+            "adopted torch.nn.utils.prune masks on %s: saved folded (their zeros kept) and "
+            "intersected with the mask",
+            ", ".join(folded),
+        )
+    mask = mask if mask is not None else Mask.dense(model)
+    mask._check_model(model)  # a mask load would refuse is refused here, before writing
     full_meta.update(
         model=spec,
         prunable=mask.spec.to_dict(),

@@ -10,6 +10,11 @@ Building a mask from scores follows methods.md §0: higher score = keep; exactly
 :meth:`Mask.from_scores`); weights pruned in a previous mask can never be revived; each
 layer keeps at least ``min_per_layer`` weights, and a layer that still ends up empty is
 reported in :attr:`Mask.collapsed` and logged.
+
+A model that still carries ``torch.nn.utils.prune`` hooks (``weight_orig`` /
+``weight_mask``) is adopted, not silently ignored: :meth:`Mask.apply` first folds the
+hooks with ``prune.remove`` (keeping their zeros, so the result is the intersection of
+both masks) and logs which parameters it folded; see :func:`fold_torch_prune`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,46 @@ def _layer_of(name: str, model: nn.Module) -> tuple[nn.Module, str]:
     """Split ``"a.b.weight"`` into the module ``a.b`` and the attribute ``"weight"``."""
     mod_name, _, attr = name.rpartition(".")
     return (model.get_submodule(mod_name) if mod_name else model), attr
+
+
+def torch_prune_hooks(model: nn.Module) -> list[tuple[str, str]]:
+    """``(module name, tensor name)`` of every ``torch.nn.utils.prune`` reparametrisation.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> _ = prune.l1_unstructured(net[2], "weight", amount=0.5)
+        >>> torch_prune_hooks(net)
+        [('2', 'weight')]
+    """
+    found = []
+    for mod_name, module in model.named_modules():
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, prune.BasePruningMethod):
+                found.append((mod_name, hook._tensor_name))
+    return found
+
+
+def fold_torch_prune(model: nn.Module) -> list[str]:
+    """Fold every ``torch.nn.utils.prune`` hook of ``model`` into its plain parameter, in place.
+
+    ``prune.remove`` sets each parameter to ``<name>_orig * <name>_mask``, so the hooks'
+    zeros stay zero; the hooks, ``*_orig`` and ``*_mask`` go away and the model saves and
+    deep-copies as a plain module again.
+
+    Returns:
+        The folded parameter names (``"0.weight"``), empty when there were no hooks.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+        >>> _ = prune.l1_unstructured(net[0], "weight", amount=0.5)
+        >>> fold_torch_prune(net), int((net[0].weight == 0).sum()), hasattr(net[0], "weight_orig")
+        (['0.weight'], 6, False)
+    """
+    folded = []
+    for mod_name, attr in torch_prune_hooks(model):
+        prune.remove(model.get_submodule(mod_name) if mod_name else model, attr)
+        folded.append(f"{mod_name}.{attr}" if mod_name else attr)
+    return folded
 
 
 class Mask:
@@ -228,9 +273,22 @@ class Mask:
     def apply(self, model: nn.Module) -> nn.Module:
         """Zero the pruned weights of ``model`` in place (no hooks) and return it.
 
+        ``torch.nn.utils.prune`` hooks on the model are folded first
+        (:func:`fold_torch_prune`, logged as a warning): their zeros are kept, so the
+        model ends with the intersection of their mask and this one. Without the fold the
+        hooks would recompute the weights on the next forward and undo this mask.
+
         Raises:
             PrunelabError: If the model's prunable parameters differ in names or shapes.
         """
+        self._check_model(model)  # refuse before changing anything
+        folded = fold_torch_prune(model)
+        if folded:
+            log.warning(
+                "adopted torch.nn.utils.prune masks on %s: folded with prune.remove "
+                "(their zeros kept) before applying the mask",
+                ", ".join(folded),
+            )
         params = self._check_model(model)
         with torch.no_grad():
             for n, p in params.items():
