@@ -226,6 +226,70 @@ def test_worker_processes_give_the_same_table(reference, tmp_path):
             assert metrics[stage]["loss"] == pytest.approx(ref_metrics[stage]["loss"], rel=rel)
 
 
+PINNED = """
+name = "pinned"
+threads = 1
+models = ["lenet300"]
+seeds = [0, 1]
+sparsities = [0.9, "p_safe"]
+[data]
+name = "digits"
+[train]
+epochs = 1
+[finetune]
+epochs = 1
+[[criteria]]
+name = "magnitude"
+[[criteria]]
+name = "taylor2"
+hparams = { curvature = "empirical-fisher" }
+[scoring]
+samples = 128
+[predictions]
+methods = ["cosine"]
+"""
+
+
+def test_pinned_threads_give_identical_tables_whatever_the_workers(tmp_path):
+    """``threads`` pins every job's torch threads: workers=1 and workers=2 agree exactly.
+
+    Unpinned, the in-process run uses every core and each of two workers half of them,
+    and float32 sums in another order differ in the last bits (see the test above).
+    """
+    cfg = tmp_path / "pinned.toml"
+    cfg.write_text(PINNED)
+    before = torch.get_num_threads()
+    run_sweep(cfg, tmp_path / "one", workers=1, progress=False)
+    assert torch.get_num_threads() == before  # the in-process setting is restored
+    run_sweep(cfg, tmp_path / "two", workers=2, progress=False)
+    for name in ("runs", "dense", "predictions"):
+        one, two = table(tmp_path / "one", name), table(tmp_path / "two", name)
+        assert one == two and len(one) == {"runs": 8, "dense": 2, "predictions": 2}[name]
+    assert all(status == "ok" for status, *_ in table(tmp_path / "one").values())
+    with ResultStore(tmp_path / "two" / "results.sqlite") as store:
+        assert store.get_meta("threads") == [{"pinned": 1, "threads": 1, "workers": 2}]
+        assert store.get_meta("config")["threads"] == 1
+
+
+def test_threads_are_part_of_the_identity_only_when_pinned(tmp_path):
+    unpinned = PINNED.replace("threads = 1\n", "")
+    a, b = (load_config_text(tmp_path, t) for t in (unpinned, PINNED))
+    assert "threads" not in a.to_dict() and b.to_dict()["threads"] == 1
+    assert a.hash != b.hash
+    runs_a, runs_b = expand(a), expand(b)
+    assert "threads" not in runs_a[0].identity() and runs_b[0].identity()["threads"] == 1
+    assert {r.hash for r in runs_a}.isdisjoint(r.hash for r in runs_b)
+    assert runs_a[0].dense.hash != runs_b[0].dense.hash  # dense/ is shared under force
+    with pytest.raises(PrunelabError, match="threads: must be >= 1"):
+        load_config_text(tmp_path, PINNED.replace("threads = 1", "threads = 0"))
+
+
+def load_config_text(tmp_path: Path, text: str):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return load_config(path)
+
+
 LOMP = """
 name = "lomp"
 models = ["lenet300"]

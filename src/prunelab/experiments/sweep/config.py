@@ -3,6 +3,7 @@
 The file's layout (every table optional unless marked; see ``experiments/tiny.toml``)::
 
     name = "tiny"                  # required: names the sweep
+    threads = 1                    # torch threads of every job (pins published numbers)
     models = ["lenet300"]          # registry names or "package.module:factory"
     seeds = [0, 1]                 # run seeds: initialisation, training order, score seeds
     sparsities = [0.5, 0.9, "p_star"]  # fractions removed, or a symbolic limit (below)
@@ -19,6 +20,13 @@ The file's layout (every table optional unless marked; see ``experiments/tiny.to
     [linear_theory]                # paper 000's simulator (no neural network needed)
     [[exclude]]                    # drop grid points: model, data, training, criterion, ...
     [report]                       # layer_sparsity for the per-layer density plot
+
+``threads`` pins ``torch.set_num_threads`` for every job, in worker processes and in
+``workers <= 1`` runs alike. Float32 reductions split over threads sum in another order,
+so without it the numbers depend on ``--workers`` (each of ``N`` workers gets
+``cores // N`` threads) and a sweep resumed with another ``--workers`` mixes them. When
+set it is part of every run's, dense model's and prediction's identity; when absent the
+identities (and the config hash) are those of a config without the key.
 
 Symbolic sparsities resolve per trained dense model from its predictions: ``p_star`` and
 ``p_safe`` (cosine rule, 003), ``gw`` (Gaussian-width ``p̂``, 004) and ``actual`` (the
@@ -158,6 +166,7 @@ class SweepConfig:
 
     name: str
     description: str = ""
+    threads: int | None = None
     models: tuple[str, ...] = ()
     data: tuple[DataConfig, ...] = ()
     seeds: tuple[int, ...] = (0,)
@@ -175,8 +184,15 @@ class SweepConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict:
-        """Plain nested dict (tuples become lists via JSON hashing)."""
-        return asdict(self)
+        """Plain nested dict (tuples become lists via JSON hashing); unset ``threads`` left out.
+
+        Leaving the unset key out keeps the hash of every config written before
+        ``threads`` existed.
+        """
+        out = asdict(self)
+        if out["threads"] is None:
+            del out["threads"]
+        return out
 
     @property
     def hash(self) -> str:

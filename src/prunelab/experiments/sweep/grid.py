@@ -42,15 +42,19 @@ class DenseSpec:
     data: DataConfig
     train: dict
     prunable: dict
+    threads: int | None = None
 
     def identity(self) -> dict:
-        """Everything that determines the trained weights."""
-        return {
+        """Everything that determines the trained weights (``threads`` only when pinned)."""
+        out = {
             "model": self.model,
             "data": self.data.identity(),
             "train": self.train,
             "prunable": self.prunable,
         }
+        if self.threads is not None:
+            out["threads"] = self.threads
+        return out
 
     @property
     def hash(self) -> str:
@@ -93,6 +97,8 @@ class RunSpec:
         seed: Run seed.
         finetune: Resolved fine-tuning TrainConfig dict, or ``None`` (no fine-tuning).
         prunable: The prunable-set rule.
+        threads: The pinned torch thread count, or ``None`` (not pinned; then left out
+            of :meth:`identity`).
     """
 
     model: str
@@ -107,11 +113,14 @@ class RunSpec:
     seed: int
     finetune: dict | None
     prunable: dict
+    threads: int | None = None
 
     def identity(self) -> dict:
         """The resolved config that names this run (``data_dir`` excluded)."""
         out = dataclasses.asdict(self)
         out["data"] = {**self.data.identity(), "label": self.data.tag}
+        if self.threads is None:
+            del out["threads"]
         return out
 
     @property
@@ -124,7 +133,7 @@ class RunSpec:
         """The trained checkpoint this run prunes (``None`` for at-init and IMP)."""
         if self.procedure["kind"] in FROM_INIT:
             return None
-        return DenseSpec(self.model, self.data, self.train, self.prunable)
+        return DenseSpec(self.model, self.data, self.train, self.prunable, self.threads)
 
     @property
     def label(self) -> str:
@@ -219,6 +228,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                                     # at-init trains with `train` after pruning; IMP retrains
                                     finetune=None if kind in FROM_INIT else ft,
                                     prunable=prunable,
+                                    threads=config.threads,
                                 )
                                 runs.setdefault(run.hash, run)
     return list(runs.values())

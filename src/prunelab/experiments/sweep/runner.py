@@ -17,8 +17,12 @@ from writing the same ``OUT`` at once.
 
 Workers: ``workers <= 1`` runs every job in this process; ``workers = N > 1`` runs jobs in
 ``N`` spawned processes (``concurrent.futures.ProcessPoolExecutor``), the cores shared
-between them. Workers only compute and return plain dicts; **only this process writes
-the store**, so SQLite never sees two writers. Jobs are scheduled as their inputs become
+between them (``cores // N`` torch threads each), unless the config pins ``threads``:
+then every job runs with exactly that many threads, in a worker or in this process (whose
+own setting is restored afterwards), so ``workers`` no longer changes any number. The
+thread setting of each call is recorded in the store (meta ``threads``). Workers only
+compute and return plain dicts; **only this process writes the store**, so SQLite never
+sees two writers. Jobs are scheduled as their inputs become
 ready (runs before predictions before dense training), so results appear early.
 """
 
@@ -40,6 +44,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from prunelab._io import atomic_write_json, atomic_write_text
@@ -140,16 +145,57 @@ def _clean_temporaries(dense_dir: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
+def worker_threads(workers: int) -> int:
+    """Torch threads of each of ``workers`` processes when the config does not pin them."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def effective_threads(workers: int, threads: int | None) -> int:
+    """The torch thread count every job of this call runs with."""
+    if threads is not None:
+        return threads
+    return worker_threads(workers) if workers > 1 else torch.get_num_threads()
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _record_threads(store: ResultStore, workers: int, threads: int | None) -> None:
+    """Store this call's thread setting; warn when an unpinned sweep resumes with another."""
+    now = {"pinned": threads, "threads": effective_threads(workers, threads), "workers": workers}
+    history = store.get_meta("threads") or []
+    if threads is None and history and history[-1]["threads"] != now["threads"]:
+        log.warning(
+            "this sweep's earlier results were computed with %d torch threads, these with %d: "
+            "float32 results differ between the two; pin `threads` in the config to publish",
+            history[-1]["threads"],
+            now["threads"],
+        )
+    if not history or history[-1] != now:
+        store.set_meta("threads", [*history, now])
+
+
 class _Executor:
     """Runs jobs in this process (``workers <= 1``) or in a spawned process pool."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, threads: int | None = None) -> None:
         self.limit = max(1, workers)
         self.pool = None
         self.inflight: dict = {}
         self.done: list = []
         if workers > 1:
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = threads or worker_threads(workers)
             self.pool = ProcessPoolExecutor(
                 max_workers=workers,
                 mp_context=multiprocessing.get_context("spawn"),
@@ -230,8 +276,10 @@ def run_sweep(
         with ResultStore(out / STORE_FILE) as store:
             store.set_meta("config_hash", config.hash)
             store.set_meta("config", config.to_dict())
+            _record_threads(store, workers, config.threads)
             plan = SweepPlan(config, out / DENSE_DIR, store)
-            _execute(plan, workers, progress)
+            with torch_threads(config.threads if workers <= 1 else None):
+                _execute(plan, workers, progress)
             return plan.summary(out, time.perf_counter() - start)
 
 
@@ -253,7 +301,7 @@ def _execute(plan: SweepPlan, workers: int, progress: bool) -> None:
     plan.tick = lambda n=1: bar.update(n)
     for kind, key, job in plan.initial_jobs():
         push(kind, key, job)
-    executor = _Executor(workers)
+    executor = _Executor(workers, plan.config.threads)
     try:
         while heap or executor.busy():
             while heap and executor.has_room():
