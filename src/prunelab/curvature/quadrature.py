@@ -73,6 +73,34 @@ def anti_gauss_rule(alphas, betas, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _jacobi_rule(a[:k], off)
 
 
+def gauss_radau_rule(alphas, betas, k: int, a: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The ``(k+1)``-point Gauss–Radau rule of one chain with a node fixed at ``a``.
+
+    ``T_k`` is extended by the residual ``β_k`` and a last diagonal ``α̃`` chosen so that
+    ``a`` is an eigenvalue (Golub & Meurant, *Matrices, Moments and Quadrature*, 2010,
+    §6.2): ``α̃ = a + δ_k`` with ``(T_k − aI) δ = β_k² e_k``. For ``a ≤ λ_min`` and an
+    ``f`` whose odd derivatives are negative and even ones positive on ``[a, ∞)`` (e.g.
+    ``1/(1 + cλ)``, ``c > 0``), Gauss ``k`` is a lower and Gauss–Radau an upper bound of
+    ``vᵀ f(A) v``.
+
+    Args:
+        alphas: Diagonal coefficients (at least ``k``).
+        betas: ``betas[j]`` couples steps ``j`` and ``j+1``; ``betas[k-1]`` is the residual
+            norm ``β_k`` after step ``k``.
+        k: Steps used.
+        a: The fixed node, at or below the smallest eigenvalue (``0`` for a PSD operator).
+
+    Returns:
+        ``(nodes, weights)``; the weights sum to 1.
+    """
+    al, be = np.asarray(alphas, float)[:k], np.asarray(betas, float)[:k]
+    rhs = np.zeros(k)
+    rhs[-1] = be[-1] ** 2
+    t = np.diag(al - a) + np.diag(be[: k - 1], 1) + np.diag(be[: k - 1], -1)
+    delta = np.linalg.solve(t, rhs)
+    return _jacobi_rule(np.append(al, a + delta[-1]), be)
+
+
 def chain_rule(alphas, betas, length: int, k: int, rule: str = "averaged"):
     """The quadrature measure of one Lanczos chain after ``k`` steps.
 

@@ -38,6 +38,7 @@ from prunelab.limits._inputs import (
 )
 from prunelab.limits._spectra import SeedMeasures, build_measures
 from prunelab.limits.actual import ActualLimit, delta_pp, find_actual_limit
+from prunelab.limits.certified import CertifiedLimit, certified_limit, ggn_rank_bound
 from prunelab.limits.cosine import (
     CosineRule,
     cosine_curve,
@@ -62,6 +63,9 @@ from prunelab.limits.linear_theory import (
 )
 
 __all__ = [
+    "CertifiedLimit",
+    "certified_limit",
+    "ggn_rank_bound",
     "LINEAR_METHODS",
     "LinearPruningStudy",
     "fit_linear",

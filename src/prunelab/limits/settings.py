@@ -26,6 +26,9 @@ class LimitSettings:
         eps: Loss tolerance ``ε``; ``None``: 004's rule (sd of mini-batch training losses).
         zero_mass: Near-zero spectrum: ``auto`` / ``jacobian`` / ``ritz`` / ``none`` or a
             fraction in ``[0, 1)``.
+        probes: Probes of the certified (GGN) limit, :func:`~prunelab.limits.certified_limit`.
+        max_iters: Its Lanczos budget per probe.
+        bracket: Its target width of the Gauss / Gauss–Radau bracket (0.005 = 0.5 point).
     """
 
     num_iters: int = setting(64, "Lanczos steps per run", flag="iters", minimum=1)
@@ -39,6 +42,9 @@ class LimitSettings:
     zero_mass: float | Literal["auto", "jacobian", "ritz", "none"] = setting(
         "auto", "near-zero spectrum: auto | jacobian | ritz | none | a fraction"
     )
+    probes: int = setting(8, "certified limit: Rademacher probes", minimum=1)
+    max_iters: int = setting(256, "certified limit: Lanczos budget per probe", minimum=1)
+    bracket: float = setting(0.005, "certified limit: stop at this bracket width", minimum=0)
 
     def to_dict(self) -> dict:
         """Plain dict (sweep identities, ``meta.json``)."""
