@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from prunelab.cli._common import Formatter, add_settings, emit, parse_hparams, pos_int
 from prunelab.cli._table import text_table
@@ -14,9 +15,37 @@ from prunelab.schema.cli import from_arguments
 from prunelab.scores import CRITERIA
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars only on a terminal and never under ``--json``."""
+    return sys.stderr.isatty() and not getattr(args, "json", False)
+
+
+def _layer_rows(res: dict) -> list[dict]:
+    """One row per layer: block size, top / bottom Ritz value, SLQ and Hutchinson traces."""
+    spectra, traces = res.get("layer_spectra") or {}, res.get("layer_traces") or {}
+    rows = []
+    for layer in spectra or traces:
+        row: dict = {"layer": layer}
+        if layer in spectra:
+            ls = spectra[layer]
+            row["D"] = ls["dim"]
+            row["top eigenvalue"] = ls["top_eigenvalue"]
+            row["residual"] = ls["top_residual"]
+            row["min Ritz"] = ls["min_ritz_value"]
+            row["trace (SLQ)"] = ls["trace"]["value"]
+            row["SLQ s.e."] = ls["trace"]["stderr"]
+        if layer in traces:
+            row["trace (Hutchinson)"] = traces[layer]["value"]
+            row["Hutchinson s.e."] = traces[layer]["stderr"]
+        rows.append(row)
+    return rows
+
+
 def _spectrum(args: argparse.Namespace) -> int:
     settings = from_arguments(SpectrumSettings, args)
-    res = jobs.spectrum_job(args.checkpoint, settings, args.seed, args.data_dir)
+    res = jobs.spectrum_job(
+        args.checkpoint, settings, args.seed, args.data_dir, progress=_progress(args)
+    )
     tr = res["trace"]
     text = (
         f"{args.checkpoint}: Hessian over {res['dim']:,} prunable weights, "
@@ -24,10 +53,8 @@ def _spectrum(args: argparse.Namespace) -> int:
         f"top eigenvalue {res['top_eigenvalue']:.6g} (residual {res['top_residual']:.2g})\n"
         f"trace {tr['value']:.6g} ± {tr['stderr']:.2g} (s.e.)"
     )
-    if res.get("layer_traces"):
-        rows = [{"layer": k, "trace": v["value"], "stderr": v["stderr"]}
-                for k, v in res["layer_traces"].items()]  # fmt: skip
-        text += "\n\n" + text_table(rows)
+    if res.get("layer_spectra") or res.get("layer_traces"):
+        text += "\n\nper layer (diagonal blocks):\n" + text_table(_layer_rows(res))
     text += "\n\nwrote " + ", ".join(res["files"].values())
     emit(args, res, text)
     return 0

@@ -45,7 +45,7 @@ from prunelab.curvature.quadrature import (
 )
 from prunelab.curvature.restricted import RestrictedOperator, restrict_to_mask
 from prunelab.curvature.slq import SpectralMeasure, slq
-from prunelab.curvature.summary import SpectrumSummary, spectrum_summary
+from prunelab.curvature.summary import LayerSpectrum, SpectrumSummary, spectrum_summary
 from prunelab.curvature.trace import trace
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "Estimate",
     "Hessian",
     "LanczosResult",
+    "LayerSpectrum",
     "RestrictedOperator",
     "SpectralMeasure",
     "SpectrumSummary",

@@ -94,6 +94,7 @@ def run_chains(
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
     stop: Callable[[int, Tensor, Tensor], bool] | None = None,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Advance ``r`` chains from the rows of ``starts`` for up to ``num_iters`` steps.
 
@@ -104,6 +105,7 @@ def run_chains(
         tol: Relative breakdown threshold (default ``1000 · eps`` of the dtype).
         max_basis_bytes: Refuse a basis larger than this.
         stop: Optional ``stop(j, alphas, betas) -> bool`` checked after step ``j``.
+        on_step: Optional ``on_step()`` called after every operator product (progress).
 
     Returns:
         ``(alphas, betas, lengths, breakdown, basis)`` as in :class:`LanczosResult`.
@@ -130,6 +132,8 @@ def run_chains(
             w = op._matmat_rows(q)
         except PrunelabError as exc:
             raise PrunelabError(f"Lanczos step {j + 1} of {num_iters}: {exc}") from None
+        if on_step is not None:
+            on_step()
         a = (w * q).sum(1)
         w -= a[:, None] * q
         if j > 0:
@@ -166,6 +170,7 @@ def lanczos(
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
     keep_basis: bool = False,
+    on_step: Callable[[], None] | None = None,
 ) -> LanczosResult:
     """Run ``num_runs`` Lanczos chains from Rademacher starts, as one block.
 
@@ -178,6 +183,8 @@ def lanczos(
         tol: Relative breakdown threshold (default ``1000 · eps``).
         max_basis_bytes: Cap on the memory of the stored basis (``r·m·D`` entries).
         keep_basis: Return the Krylov bases (for Ritz vectors).
+        on_step: Optional ``on_step()`` after every step (one operator product); the
+            caller draws progress from it, the library never prints.
 
     Returns:
         :class:`LanczosResult`.
@@ -199,7 +206,7 @@ def lanczos(
     m = clamp_iters(num_iters, op.dim)
     starts = probe_rows(seed, 0, num_runs, op.dim, op.dtype, op.device)
     alphas, betas, lengths, broke, Q = run_chains(
-        op, starts, m, tol=tol, max_basis_bytes=max_basis_bytes
+        op, starts, m, tol=tol, max_basis_bytes=max_basis_bytes, on_step=on_step
     )
     if bool(broke.any()):
         log.info(

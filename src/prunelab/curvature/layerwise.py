@@ -15,6 +15,8 @@ Two ways to get per-layer traces:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from prunelab.curvature._checks import check_int, check_operator
@@ -98,10 +100,13 @@ def layer_slq(
     *,
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    on_step: Callable[[], None] | None = None,
 ) -> dict[str, SpectralMeasure]:
     """SLQ spectral measure of each layer's diagonal block.
 
-    ``num_iters`` is clamped to each layer's own dimension (recorded per measure).
+    ``num_iters`` is clamped to each layer's own dimension (recorded per measure). Each
+    layer runs on :meth:`CurvatureOperator.restrict` (products of that block only), so
+    the cost is one pass over the data per layer and step.
 
     Args:
         op: A curvature operator.
@@ -110,6 +115,7 @@ def layer_slq(
         seed: Start-vector seed (the same for every layer).
         tol: Breakdown threshold, see :func:`~prunelab.curvature.lanczos`.
         max_basis_bytes: Cap on each layer's stored basis.
+        on_step: Optional ``on_step()`` after every Lanczos step of every layer.
 
     Returns:
         ``layer name -> SpectralMeasure``.
@@ -117,7 +123,13 @@ def layer_slq(
     op = check_operator(op)
     return {
         layer: slq(
-            op.restrict(names), num_iters, num_runs, seed, tol=tol, max_basis_bytes=max_basis_bytes
+            op.restrict(names),
+            num_iters,
+            num_runs,
+            seed,
+            tol=tol,
+            max_basis_bytes=max_basis_bytes,
+            on_step=on_step,
         )
         for layer, names in op.layers().items()
     }

@@ -22,7 +22,8 @@ class SpectrumSettings:
         samples: Training examples in every curvature-vector product (the first ones).
         batch_size: Examples per product batch (memory only).
         operator: ``hessian``, ``ggn`` or (empirical) ``fisher``.
-        per_layer: Also per-layer (block-diagonal) traces.
+        per_layer: Also per layer (each diagonal block): SLQ spectrum, top eigenvalue and
+            traces; ``L`` more passes per Lanczos step.
     """
 
     num_iters: int = setting(64, "Lanczos steps per run", flag="iters", minimum=1)
@@ -30,7 +31,7 @@ class SpectrumSettings:
     samples: int = setting(1024, "training examples in each product", minimum=1)
     batch_size: int = setting(256, "examples per product batch (memory only)", minimum=1)
     operator: Literal["hessian", "ggn", "fisher"] = setting("hessian", "curvature operator")
-    per_layer: bool = setting(False, "also per-layer traces")
+    per_layer: bool = setting(False, "also per-layer spectra, top eigenvalues, traces")
 
     def to_dict(self) -> dict:
         """Plain dict (sweep identities, ``meta.json``)."""

@@ -193,6 +193,7 @@ def slq(
     *,
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    on_step: Callable[[], None] | None = None,
 ) -> SpectralMeasure:
     """Stochastic Lanczos quadrature with ``num_runs`` chains advanced as one block.
 
@@ -205,6 +206,7 @@ def slq(
         seed: Run ``i`` starts from Rademacher probe ``i`` of ``seed``.
         tol: Relative breakdown threshold (see :func:`lanczos`).
         max_basis_bytes: Cap on the stored basis (``num_runs · m · D`` entries).
+        on_step: Optional ``on_step()`` after every Lanczos step (progress).
 
     Returns:
         :class:`SpectralMeasure`.
@@ -219,5 +221,13 @@ def slq(
         >>> [round(float(s), 12) for s in mu.weights.sum(1)]
         [1.0, 1.0, 1.0, 1.0]
     """
-    res = lanczos(op, num_iters, seed, num_runs=num_runs, tol=tol, max_basis_bytes=max_basis_bytes)
+    res = lanczos(
+        op,
+        num_iters,
+        seed,
+        num_runs=num_runs,
+        tol=tol,
+        max_basis_bytes=max_basis_bytes,
+        on_step=on_step,
+    )
     return SpectralMeasure.from_lanczos(res, seed)

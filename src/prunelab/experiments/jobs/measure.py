@@ -45,12 +45,18 @@ def _thin(curve: dict) -> dict:
     return {k: [v[i] for i in idx] for k, v in curve.items()}
 
 
-def spectrum(model, data, settings: SpectrumSettings, seed: int = 0, spec=None):
-    """The :class:`~prunelab.curvature.SpectrumSummary` of ``model`` on its training data."""
+def spectrum(
+    model, data, settings: SpectrumSettings, seed: int = 0, spec=None, *, progress: bool = False
+):
+    """The :class:`~prunelab.curvature.SpectrumSummary` of ``model`` on its training data.
+
+    ``progress`` draws a bar of the Lanczos steps on stderr; it is not a setting (no
+    number depends on it).
+    """
     batches = list(data.batches("train", settings.batch_size, limit=settings.samples))
     return curvature.spectrum_summary(
         model, loss_function(data), batches, settings.num_iters, settings.num_runs, seed,
-        settings.per_layer, operator=settings.operator, params=spec,
+        settings.per_layer, operator=settings.operator, params=spec, progress=progress,
     )  # fmt: skip
 
 
@@ -140,16 +146,22 @@ def spectrum_job(
     settings: SpectrumSettings | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
 ) -> dict:
     """SLQ spectrum of a checkpoint's curvature over its prunable set.
 
-    Writes ``report/spectrum/{spectral_density.png, ritz.csv, spectrum.json}``.
+    Writes ``report/spectrum/{spectral_density.png, ritz.csv, spectrum.json}`` and, with
+    ``settings.per_layer``, ``layer_spectral_density.png`` and ``layer_ritz.csv``.
+    ``progress`` shows a bar of the Lanczos steps on stderr.
 
     Returns:
         The :class:`~prunelab.curvature.SpectrumSummary` as a dict plus ``files``.
     """
     model, mask, data = _load(ckpt, data_dir)
-    summary = spectrum(model, data, settings or SpectrumSettings(), seed, mask.spec)
+    summary = spectrum(
+        model, data, settings or SpectrumSettings(), seed, mask.spec, progress=progress
+    )
     files = write_spectrum_report(summary, report_dir(ckpt, "spectrum"))
     return {**summary.to_dict(), "files": {k: str(v) for k, v in files.items()}}
 
