@@ -61,8 +61,28 @@ from prunelab.limits.linear_theory import (
     pruning_excess_risk,
     simulate_linear_pruning,
 )
+from prunelab.limits.quadratic import (
+    QuadraticLimit,
+    quadratic_one_shot_limit,
+    retrained_quadratic_limit,
+)
+from prunelab.limits.truth import (
+    FineTunedLimit,
+    Interval,
+    OneShotLimit,
+    fine_tuned_limit,
+    one_shot_limit,
+)
 
 __all__ = [
+    "FineTunedLimit",
+    "Interval",
+    "OneShotLimit",
+    "QuadraticLimit",
+    "fine_tuned_limit",
+    "one_shot_limit",
+    "quadratic_one_shot_limit",
+    "retrained_quadratic_limit",
     "CertifiedLimit",
     "certified_limit",
     "ggn_rank_bound",
