@@ -99,7 +99,18 @@ def test_rank_deficiency_is_detected():
     net, data = _case(n=24, hidden=6)  # D = 5·6 + 6·3 = 48 > 16·2 = 32
     res = certified_limit(net, data, eps=0.05, num_probes=2, max_iters=8)
     assert res.rank_deficient and res.rho_floor == pytest.approx(1 - 32 / 48)
-    assert res.p_lower >= res.rho_floor - 1e-9  # the floor holds whatever ε is
+    # the floor bounds the exact (trace) crossing whatever ε is: check on the dense GGN
+    params = prunable_parameters(net)
+    G = GGN(net, loss_function(data), [data.train], params=list(params)).to_dense().numpy()
+    lam = np.clip(np.linalg.eigvalsh(G), 0.0, None)
+    assert int((lam > 1e-10 * lam.max()).sum()) <= 32
+    flat = torch.cat([p.detach().reshape(-1) for p in params.values()]).numpy()
+    removed = removed_norm_curve(flat)
+    for eps in (1e-6, 0.05, 10.0):
+        p_exact = solve_crossing(
+            lambda p, eps=eps: float(np.mean(1 / (1 + float(removed(p)) ** 2 * lam / (2 * eps))))
+        )
+        assert p_exact >= res.rho_floor - 1e-9
     net, data = _case(n=40, hidden=2)  # D = 5·2 + 2·3 = 16 <= 32·2
     res = certified_limit(net, data, eps=0.05, num_probes=2, max_iters=8)
     assert not res.rank_deficient and res.rho_floor == 0.0

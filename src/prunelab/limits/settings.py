@@ -70,3 +70,37 @@ class ActualSettings:
     def to_dict(self) -> dict:
         """Plain dict (sweep identities, ``meta.json``)."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class TruthSettings:
+    """The ground truths with intervals (:mod:`prunelab.limits.truth`) and the quadratic model.
+
+    Attributes:
+        tolerance: Accuracy drop allowed, in points (one-shot and fine-tuned limits).
+        loss_tolerance: Loss increase allowed (nats): the loss-based one-shot limit and
+            the ``ε`` of the quadratic predictor and references.
+        grid_step: Grid step of the one-shot limit and the quadratic curves.
+        bootstrap: Resamples of the test examples.
+        seeds: Fine-tuning seeds of the fine-tuned limit (its interval).
+        finetune_epochs: The fine-tuning budget after magnitude pruning.
+        finetune_lr: Its learning rate (constant schedule).
+        bisect_steps: Bisection steps of the fine-tuned limit.
+    """
+
+    tolerance: float = setting(0.5, "accuracy drop allowed (points)", minimum=0)
+    loss_tolerance: float = setting(0.05, "loss increase allowed (nats)", minimum=0)
+    grid_step: float = setting(0.0025, "grid step of the one-shot limit", minimum=0)
+    bootstrap: int = setting(1000, "bootstrap resamples of the test examples", minimum=0)
+    seeds: tuple[int, ...] = setting((0, 1, 2), "fine-tuning seeds of the fine-tuned limit")
+    finetune_epochs: int = setting(2, "fine-tuning epochs of the fine-tuned limit", minimum=1)
+    finetune_lr: float = setting(0.01, "its learning rate (constant)", minimum=0)
+    bisect_steps: int = setting(7, "bisection steps of the fine-tuned limit", minimum=1)
+
+    def grid(self) -> list[float]:
+        """The sparsity grid ``0, step, 2·step, ... < 1``."""
+        return [round(i * self.grid_step, 6) for i in range(int(round(1 / self.grid_step)))]
+
+    def to_dict(self) -> dict:
+        """Plain dict (sweep identities, ``meta.json``)."""
+        return asdict(self)

@@ -16,23 +16,28 @@ import torch
 from safetensors.torch import save as save_tensors
 
 from prunelab import checkpoint, curvature, limits
-from prunelab._io import atomic_write_bytes, atomic_write_json
+from prunelab._io import atomic_write_bytes, atomic_write_json, check_writable
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.errors import PrunelabError
 from prunelab.experiments.files import report_dir
 from prunelab.experiments.jobs.data import load_data
 from prunelab.experiments.report import html, plots
 from prunelab.experiments.report.spectrum import write_spectrum_report
-from prunelab.limits.settings import ActualSettings, LimitSettings
+from prunelab.limits.certified import certified_limit
+from prunelab.limits.cosine import KURTOSIS_TENSORS
+from prunelab.limits.settings import ActualSettings, LimitSettings, TruthSettings
 from prunelab.procedures import PruneSettings
 from prunelab.prunable import PrunableSpec
 from prunelab.scores import CRITERIA, score
-from prunelab.train import loss_function
+from prunelab.train import TrainConfig, loss_function
 
 #: what ``prunelab limit --method`` accepts (``all`` = every prediction)
-LIMIT_METHODS = ("gaussian-width", "cosine", "all")
+LIMIT_METHODS = ("gaussian-width", "cosine", "certified", "all")
 #: everything :func:`predictions` can compute
-PREDICTIONS = ("gaussian-width", "cosine", "actual", "spectrum")
+PREDICTIONS = (
+    "gaussian-width", "cosine", "certified", "quadratic", "retrained", "actual", "one-shot",
+    "fine-tuned", "spectrum",
+)  # fmt: skip
 #: points kept of the ρ(R(p)) curve (a report needs a plot, not 1001 points)
 CURVE_POINTS = 201
 
@@ -68,7 +73,9 @@ def predictions(
     limit: LimitSettings | None = None,
     actual: ActualSettings | None = None,
     spectrum_settings: SpectrumSettings | None = None,
+    truth: TruthSettings | None = None,
     cosine_grid: int = 100001,
+    kurtosis_tensors: str = "weights",
     spec: PrunableSpec | None = None,
     seed: int = 0,
 ) -> dict:
@@ -81,7 +88,11 @@ def predictions(
         limit: Settings of the Gaussian-width prediction.
         actual: Settings of the measured limit.
         spectrum_settings: Settings of the spectrum.
+        truth: Settings of the ground truths with intervals and the quadratic model.
         cosine_grid: Grid points of the cosine curve.
+        kurtosis_tensors: Tensors of the cosine rule's layer kurtoses (``"weights"`` or
+            003's notebook ``"weights+bias"``); the ``cosine`` result also holds ``K²``
+            and ``p_safe`` under every convention in ``by_kurtosis_tensors``.
         spec: Prunable set.
         seed: Seed of the stochastic estimators.
 
@@ -91,12 +102,23 @@ def predictions(
     """
     out = {}
     for name in methods:
+        settings = limit or LimitSettings()
         if name == "gaussian-width":
-            gw = dataclasses.asdict(limit or LimitSettings())
+            gw = dataclasses.asdict(settings)
+            for key in ("probes", "max_iters", "bracket"):  # the certified limit's
+                gw.pop(key)
             est = limits.predict_limit(model, data, "gaussian-width", spec=spec, seed=seed, **gw)
             out[name] = {**est.to_dict(), "curve": _thin(est.to_dict()["curve"])}
+        elif name == "certified":
+            out[name] = certified_limit(
+                model, data, eps=settings.eps, samples=settings.samples,
+                batch_size=settings.batch_size, num_probes=settings.probes,
+                max_iters=settings.max_iters, tolerance=settings.bracket, seed=seed, spec=spec,
+            ).to_dict()  # fmt: skip
         elif name == "cosine":
-            out[name] = limits.cosine_rule(model, grid=cosine_grid, spec=spec).to_dict()
+            out[name] = _cosine(model, cosine_grid, spec, kurtosis_tensors)
+        elif name in ("quadratic", "retrained", "one-shot", "fine-tuned"):
+            out[name] = _truth(name, model, data, truth or TruthSettings(), settings, spec)
         elif name == "actual":
             a = dataclasses.asdict(actual or ActualSettings())
             out[name] = limits.find_actual_limit(model, data, spec=spec, **a).to_dict()
@@ -105,6 +127,40 @@ def predictions(
             out[name] = spectrum(model, data, s, seed, spec).to_dict()
         else:
             raise PrunelabError(f"unknown prediction {name!r}; valid: {', '.join(PREDICTIONS)}")
+    return out
+
+
+def _truth(name: str, model, data, t: TruthSettings, limit: LimitSettings, spec) -> dict:
+    """A ground truth with its interval, or a quadratic-model limit (``ε`` = loss tolerance)."""
+    if name == "one-shot":
+        return limits.one_shot_limit(
+            model, data, t.tolerance, t.loss_tolerance, t.grid(), t.bootstrap, spec=spec
+        ).to_dict()
+    if name == "fine-tuned":
+        ft = TrainConfig(epochs=t.finetune_epochs, lr=t.finetune_lr, schedule="constant")
+        return limits.fine_tuned_limit(
+            model, data, ft, t.tolerance, t.seeds, steps=t.bisect_steps, spec=spec
+        ).to_dict()
+    fn = (
+        limits.quadratic_one_shot_limit if name == "quadratic" else limits.retrained_quadratic_limit
+    )
+    return fn(
+        model, data, t.loss_tolerance, t.grid(), samples=limit.samples,
+        batch_size=limit.batch_size, spec=spec,
+    ).to_dict()  # fmt: skip
+
+
+def _cosine(model, grid: int, spec, kurtosis_tensors: str) -> dict:
+    """The cosine rule under ``kurtosis_tensors``; ``K²`` and ``p_safe`` under each convention."""
+    rule = limits.cosine_rule(model, grid=grid, spec=spec, kurtosis_tensors=kurtosis_tensors)
+    out = rule.to_dict()
+    out["by_kurtosis_tensors"] = {}
+    for tensors in KURTOSIS_TENSORS:  # p* is the same: only the kurtoses differ
+        other = rule if tensors == kurtosis_tensors else limits.cosine_rule(
+            model, grid=grid, spec=spec, kurtosis_tensors=tensors
+        )  # fmt: skip
+        keep = ("k2", "multiplier", "guard", "p_safe")
+        out["by_kurtosis_tensors"][tensors] = {k: getattr(other, k) for k in keep}
     return out
 
 
@@ -119,11 +175,16 @@ def limit_rows(found: dict) -> list[dict]:
     """
     rows = []
     actual = (found.get("actual") or {}).get("p_actual")
-    for method in ("gaussian-width", "cosine"):
+    for method in ("gaussian-width", "certified", "cosine"):
         est = found.get(method)
         if est is None:
             continue
-        if method == "cosine":  # a closed form: no spread; p_safe is its lower amount
+        if method == "certified":  # the GGN limit: its quadrature bracket and probe s.e.
+            row = {"method": "certified (GGN)", "prediction": est["p_mid"],
+                   "spread": est["stderr"], "lower": est["p_lower"], "upper": est["p_upper"],
+                   "converged": est["converged"],
+                   "rank_deficient": est["rank_deficient"]}  # fmt: skip
+        elif method == "cosine":  # a closed form: no spread; p_safe is its lower amount
             row = {"method": method, "prediction": est["p_star"], "spread": 0.0,
                    "lower": est["p_safe"], "upper": est["p_star"]}  # fmt: skip
         else:
@@ -136,9 +197,12 @@ def limit_rows(found: dict) -> list[dict]:
     return rows
 
 
-def _load(ckpt, data_dir):
+def _load(ckpt, data_dir, data_options=None, part=None):
+    """Model, mask and data of ``ckpt``; refuses a ``report/<part>`` it cannot write first."""
     model, mask, meta = checkpoint.load(ckpt)
-    return model, mask, load_data(meta.get("data"), data_dir)
+    if part is not None:
+        check_writable(report_dir(ckpt, part))
+    return model, mask, load_data(meta.get("data"), data_dir, options=data_options)
 
 
 def spectrum_job(
@@ -146,6 +210,7 @@ def spectrum_job(
     settings: SpectrumSettings | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
+    data_options: dict | None = None,
     *,
     progress: bool = False,
 ) -> dict:
@@ -158,7 +223,7 @@ def spectrum_job(
     Returns:
         The :class:`~prunelab.curvature.SpectrumSummary` as a dict plus ``files``.
     """
-    model, mask, data = _load(ckpt, data_dir)
+    model, mask, data = _load(ckpt, data_dir, data_options, "spectrum")
     summary = spectrum(
         model, data, settings or SpectrumSettings(), seed, mask.spec, progress=progress
     )
@@ -173,6 +238,7 @@ def limit_job(
     actual: ActualSettings | None = None,
     seed: int = 0,
     data_dir: str | Path | None = None,
+    data_options: dict | None = None,
 ) -> dict:
     """Predict a checkpoint's pruning limit and, given ``actual``, measure the real one.
 
@@ -185,8 +251,8 @@ def limit_job(
     """
     if method not in LIMIT_METHODS:
         raise PrunelabError(f"unknown limit method {method!r}; valid: {', '.join(LIMIT_METHODS)}")
-    model, mask, data = _load(ckpt, data_dir)
-    methods = ["gaussian-width", "cosine"] if method == "all" else [method]
+    model, mask, data = _load(ckpt, data_dir, data_options, "limit")
+    methods = ["gaussian-width", "certified", "cosine"] if method == "all" else [method]
     found = predictions(
         model, data, methods + (["actual"] if actual is not None else []), limit=settings,
         actual=actual, spec=mask.spec, seed=seed,
@@ -237,6 +303,7 @@ def score_job(
     hparams: dict | None = None,
     samples: int = PruneSettings.samples,
     data_dir: str | Path | None = None,
+    data_options: dict | None = None,
 ) -> dict:
     """Score every prunable weight of a checkpoint and save the scores and a histogram.
 
@@ -249,9 +316,10 @@ def score_job(
     crit = CRITERIA.get(criterion)
     hp = dataclasses.asdict(crit.make_hparams(**(hparams or {})))
     model, mask, meta = checkpoint.load(ckpt)
+    check_writable(report_dir(ckpt, "scores"))
     batches = loss_fn = None
     if crit.needs_data:
-        data = load_data(meta.get("data"), data_dir)
+        data = load_data(meta.get("data"), data_dir, options=data_options)
         batches, loss_fn = (
             list(data.batches("train", PruneSettings.batch_size, limit=samples)),
             loss_function(data),

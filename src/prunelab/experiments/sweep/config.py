@@ -29,8 +29,11 @@ set it is part of every run's, dense model's and prediction's identity; when abs
 identities (and the config hash) are those of a config without the key.
 
 Symbolic sparsities resolve per trained dense model from its predictions: ``p_star`` and
-``p_safe`` (cosine rule, 003), ``gw`` (Gaussian-width ``p̂``, 004) and ``actual`` (the
-measured limit). Their method must be listed in ``predictions.methods``.
+``p_safe`` (cosine rule, 003; ``p_safe`` under ``predictions.kurtosis_tensors``),
+``p_safe_weights`` / ``p_safe_weights_bias`` (``p_safe`` with the layer kurtoses of the
+weights only / of 003's notebook, weights and biases, whatever ``kurtosis_tensors`` says),
+``gw`` (Gaussian-width ``p̂``, 004) and ``actual`` (the measured limit). Their method must
+be listed in ``predictions.methods``.
 
 The tables that hold training, pruning, spectrum and limit settings are not declared
 here: they are read from :class:`~prunelab.train_config.TrainConfig`,
@@ -47,13 +50,20 @@ from typing import Annotated, Any, Literal
 
 from prunelab._hashing import stable_hash
 from prunelab.curvature.settings import SpectrumSettings
-from prunelab.limits.settings import ActualSettings, LimitSettings
+from prunelab.limits.settings import ActualSettings, LimitSettings, TruthSettings
 from prunelab.procedures.settings import PruneSettings
 from prunelab.schema.toml import Overrides
 from prunelab.train_config import TrainConfig
 
 #: symbolic sparsity -> prediction method that provides it
-SYMBOLIC = {"p_star": "cosine", "p_safe": "cosine", "gw": "gaussian-width", "actual": "actual"}
+SYMBOLIC = {
+    "p_star": "cosine",
+    "p_safe": "cosine",
+    "p_safe_weights": "cosine",
+    "p_safe_weights_bias": "cosine",
+    "gw": "gaussian-width",
+    "actual": "actual",
+}
 
 #: ``[train]`` / ``[finetune]``: any TrainConfig fields (the others inherit)
 TrainTable = Annotated[dict, Overrides(TrainConfig)]
@@ -108,13 +118,25 @@ class PrunableSettings:
 
 @dataclass(frozen=True)
 class PredictionsConfig:
-    """Limit predictions computed once per trained dense model."""
+    """Limit predictions computed once per trained dense model.
 
-    methods: tuple[Literal["gaussian-width", "cosine", "actual", "spectrum"], ...] = ()
+    ``cosine_grid`` and ``kurtosis_tensors`` are :func:`~prunelab.limits.cosine_rule`'s
+    ``grid`` and ``kurtosis_tensors`` (``"weights+bias"``: 003's notebook convention).
+    """
+
+    methods: tuple[
+        Literal[
+            "gaussian-width", "cosine", "certified", "quadratic", "retrained", "actual",
+            "one-shot", "fine-tuned", "spectrum",
+        ],
+        ...,
+    ] = ()  # fmt: skip
     gaussian_width: LimitSettings = field(default_factory=LimitSettings)
     actual: ActualSettings = field(default_factory=ActualSettings)
     spectrum: SpectrumSettings = field(default_factory=SpectrumSettings)
+    truth: TruthSettings = field(default_factory=TruthSettings)
     cosine_grid: int = 100001
+    kurtosis_tensors: Literal["weights", "weights+bias"] = "weights"
 
 
 @dataclass(frozen=True)
@@ -184,14 +206,23 @@ class SweepConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict:
-        """Plain nested dict (tuples become lists via JSON hashing); unset ``threads`` left out.
+        """Plain nested dict (tuples become lists via JSON hashing), late keys at defaults out.
 
-        Leaving the unset key out keeps the hash of every config written before
-        ``threads`` existed.
+        Keys added after the first configs were written (``threads``,
+        ``predictions.kurtosis_tensors``, ``predictions.truth``, the certified limit's
+        keys) are left out while at their defaults, which keeps the hash of every config
+        written before they existed.
         """
         out = asdict(self)
         if out["threads"] is None:
             del out["threads"]
+        if out["predictions"]["kurtosis_tensors"] == "weights":
+            del out["predictions"]["kurtosis_tensors"]
+        if out["predictions"]["truth"] == asdict(TruthSettings()):
+            del out["predictions"]["truth"]
+        for key in ("probes", "max_iters", "bracket"):  # the certified limit's, if default
+            if out["predictions"]["gaussian_width"][key] == getattr(LimitSettings, key):
+                del out["predictions"]["gaussian_width"][key]
         return out
 
     @property

@@ -250,14 +250,25 @@ def prediction_settings(config: SweepConfig) -> dict | None:
     if not pred.methods:
         return None
     out: dict = {"methods": sorted(pred.methods)}
-    if "gaussian-width" in pred.methods:
+    curvature = {"gaussian-width", "certified", "quadratic", "retrained"}
+    if curvature & set(pred.methods):
         out["gaussian_width"] = dataclasses.asdict(pred.gaussian_width)
+        if "certified" not in pred.methods:  # its keys would change older prediction hashes
+            for key in ("probes", "max_iters", "bracket"):
+                del out["gaussian_width"][key]
+    if {"quadratic", "retrained", "one-shot", "fine-tuned"} & set(pred.methods):
+        out["truth"] = dataclasses.asdict(pred.truth)
     if "actual" in pred.methods:
         out["actual"] = dataclasses.asdict(pred.actual)
     if "spectrum" in pred.methods:
         out["spectrum"] = dataclasses.asdict(pred.spectrum)
     if "cosine" in pred.methods:
         out["cosine_grid"] = pred.cosine_grid
+        # only when it matters, so the prediction hashes of older configs stay the same
+        # (an older row has no p_safe per convention)
+        by_convention = {"p_safe_weights", "p_safe_weights_bias"} & set(config.sparsities)
+        if pred.kurtosis_tensors != "weights" or by_convention:
+            out["kurtosis_tensors"] = pred.kurtosis_tensors
     return out
 
 

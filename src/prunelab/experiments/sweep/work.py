@@ -21,7 +21,7 @@ from prunelab.curvature.settings import SpectrumSettings
 from prunelab.experiments.jobs import load_data, predictions, prune_job, train_job
 from prunelab.experiments.jobs.metrics import nonfinite, run_metrics
 from prunelab.limits.linear_theory import simulate_linear_pruning
-from prunelab.limits.settings import ActualSettings, LimitSettings
+from prunelab.limits.settings import ActualSettings, LimitSettings, TruthSettings
 from prunelab.procedures import PruneSettings
 from prunelab.procedures.settings import FROM_INIT
 from prunelab.prunable import PrunableSpec
@@ -131,7 +131,9 @@ def predict(job: dict) -> dict:
         spectrum_settings=SpectrumSettings(**settings["spectrum"])
         if "spectrum" in settings
         else None,
+        truth=TruthSettings(**settings["truth"]) if "truth" in settings else None,
         cosine_grid=settings.get("cosine_grid", 100001),
+        kurtosis_tensors=settings.get("kurtosis_tensors", "weights"),
         spec=PrunableSpec(**job["prunable"]),
         seed=job["seed"],
     )
