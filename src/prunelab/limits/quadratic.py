@@ -36,6 +36,8 @@ from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
 
 CURVATURES = {"hessian": Hessian, "ggn": GGN}
+#: curvature-vector products per pass over the data (memory: BLOCK x D)
+BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ def quadratic_one_shot_limit(
     )
     g = _gradient(model, params, batches, loss_fn)
     first = (g @ D).double()
-    second = 0.5 * (D * op.matmat(D)).sum(0).double()
+    # blocks of BLOCK products: one pass over the data each, memory BLOCK·D (not P·D)
+    HD = torch.cat([op.matmat(D[:, i : i + BLOCK]) for i in range(0, D.shape[1], BLOCK)], 1)
+    second = 0.5 * (D * HD).sum(0).double()
     total = (first + second).cpu().numpy()
     return QuadraticLimit(
         _largest(pts, total, eps), float(eps), "one-shot", curvature, pts, total.tolist(),
