@@ -102,8 +102,9 @@ def test_negative_curvature_rules(float64):
     rules = {"clamp": d.clamp(min=0), "keep": d, "abs": d.abs()}
     for rule, c in rules.items():
         obd = score(
-            net, "obd", batches, F.cross_entropy, curvature="exact", negative_curvature=rule
-        )
+            net, "obd", batches, F.cross_entropy, curvature="exact", negative_curvature=rule,
+            tie_break="position",  # the raw ½cθ²; the default orders exact zeros by |θ|
+        )  # fmt: skip
         t2 = score(
             net, "taylor2", batches, F.cross_entropy, curvature="exact", negative_curvature=rule
         )
@@ -112,8 +113,14 @@ def test_negative_curvature_rules(float64):
     # Documented defaults: OBD clamps, Taylor-2 keeps the sign inside |.|.
     assert CRITERIA.get("obd").hparams().negative_curvature == "clamp"
     assert CRITERIA.get("taylor2").hparams().negative_curvature == "keep"
+    assert CRITERIA.get("obd").hparams().tie_break == "magnitude"
     default = score(net, "obd", batches, F.cross_entropy, curvature="exact")
-    torch.testing.assert_close(flat_scores(default), 0.5 * d.clamp(min=0) * theta**2, **TOL)
+    raw = 0.5 * d.clamp(min=0) * theta**2
+    zero = raw == 0
+    assert zero.any() and (theta[zero] != 0).all()
+    # Positive scores unchanged; exact zeros become ½ s_min |θ| / max_0 |θ| (below them all).
+    want = torch.where(zero, 0.5 * raw[~zero].min() * theta.abs() / theta[zero].abs().max(), raw)
+    torch.testing.assert_close(flat_scores(default), want, **TOL)
 
 
 def test_hutchinson_uses_seeded_rademacher_probes(float64):

@@ -86,6 +86,14 @@ def _settings(data: SweepData) -> list[str]:
     crits = [f"{k['name']} {pretty(k.get('hparams'))}" for k in c.get("criteria") or []]
     if crits:
         items.append("Criteria and hyper-parameters: " + "; ".join(crits) + ".")
+    obd = [k for k in c.get("criteria") or [] if k["name"] == "obd"]
+    if obd:
+        rule = {(k.get("hparams") or {}).get("tie_break", "magnitude") for k in obd}
+        items.append(
+            f"obd ties at zero (tie_break {', '.join(sorted(rule))}): weights whose score "
+            "½cθ² is exactly 0 (curvature ≤ 0 clamped, common with Hutchinson) are ordered "
+            "by |θ| under 'magnitude' (the default), by parameter order under 'position'."
+        )
     pred = c.get("predictions") or {}
     if pred.get("methods"):
         items.append(f"Predictions: {', '.join(pred['methods'])}; settings {pretty(pred)}.")
