@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
+from prunelab._topk import parse_nm
 from prunelab.errors import PrunelabError
+from prunelab.procedures._common import SCORE_BATCH_SIZE, SCORE_SAMPLES
 from prunelab.procedures.at_init import SYNFLOW_ROUNDS
 from prunelab.procedures.lomp import DEFAULT_L1
 from prunelab.schema import setting
@@ -38,7 +40,9 @@ class PruneSettings:
         kind: ``one-shot``, ``iterative`` (paper 001), ``at-init`` (paper 002), ``imp``
             or ``lomp`` (paper 004); ``None`` means one-shot, or iterative when
             ``steps > 1``.
-        scope: ``global`` or per-``layer`` ranking.
+        scope: ``global``, per-``layer`` or per-output-``row`` ranking (Wanda's).
+        nm: ``N:M`` semi-structured masks, e.g. ``2:4`` (N of every M consecutive weights
+            along the input dimension; needs sparsity >= 1 - N/M); ``None``: unstructured.
         steps: Re-scored steps on the exponential density schedule.
         samples: Training examples used by data-dependent criteria.
         batch_size: Examples per scoring batch (memory only).
@@ -54,10 +58,13 @@ class PruneSettings:
     kind: Literal["one-shot", "iterative", "at-init", "imp", "lomp"] | None = setting(
         None, "procedure (default: one-shot, iterative when --steps > 1)", flag="procedure"
     )
-    scope: Literal["global", "layer"] = setting("global", "ranking scope")
+    scope: Literal["global", "layer", "row"] = setting("global", "ranking scope")
+    nm: str | None = setting(None, "N:M mask, e.g. 2:4 (N kept of every M inputs)")
     steps: int | None = setting(None, "re-scored pruning steps (paper 001)", minimum=1)
-    samples: int = setting(1000, "training examples for data criteria", minimum=1)
-    batch_size: int = setting(256, "examples per scoring batch", flag="score-batch-size", minimum=1)
+    samples: int = setting(SCORE_SAMPLES, "training examples for data criteria", minimum=1)
+    batch_size: int = setting(
+        SCORE_BATCH_SIZE, "examples per scoring batch", flag="score-batch-size", minimum=1
+    )
     min_per_layer: int = setting(1, "weights every layer keeps", minimum=0)
     loss_change: Literal["none", "hvp", "diagonal"] = setting(
         "none", "record predicted vs measured loss change"
@@ -86,6 +93,8 @@ class PruneSettings:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or value < lo):
                 raise PrunelabError(f"{key}: must be an integer >= {lo}, got {value!r}")
+        if self.nm is not None:
+            parse_nm(self.nm)
         if self.l1 is not None and not self.l1 > 0:
             raise PrunelabError(f"l1: must be > 0, got {self.l1}")
         kind = self.procedure
@@ -98,6 +107,8 @@ class PruneSettings:
                 raise PrunelabError(
                     f"{key}: not valid for kind {kind!r} (only for {only}); valid: {valid}"
                 )
+        if kind == "imp" and self.nm is not None:
+            raise PrunelabError("nm: not valid for kind 'imp' (its rounds prune by magnitude)")
         if kind == "iterative" and self.steps is None:
             raise PrunelabError("steps: required for kind 'iterative'")
         if kind == "imp" and self.rounds is None:
@@ -133,10 +144,19 @@ class PruneSettings:
             parts.append(f"{self.rounds}rounds")
         if self.rewind_epoch is not None:
             parts.append(f"rewind{self.rewind_epoch}")
+        if self.nm is not None:
+            parts.append(self.nm)
         if self.l1 is not None:
             parts.append(f"l1={self.l1:g}")
         return "-".join(parts)
 
     def to_dict(self) -> dict:
-        """Plain dict (``meta.json``, sweep identities)."""
-        return asdict(self)
+        """Plain dict (``meta.json``, sweep identities).
+
+        ``nm`` appears only when set, so unstructured runs keep the identities they had
+        before ``nm`` existed (a sweep resumes over them).
+        """
+        out = asdict(self)
+        if out["nm"] is None:
+            del out["nm"]
+        return out
