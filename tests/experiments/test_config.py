@@ -73,6 +73,13 @@ def _error(text: str) -> str:
         (BASE + "[predictions]\nmethods = ['cosine', 'psychic']\n", "predictions.methods[1]"),
         ("name = 'x'\nmodels = [\n", "invalid TOML"),
         (BASE.replace('name = "t"', ""), "name: required key is missing"),
+        ("threads = 0\n" + BASE, "threads: must be >= 1, got 0"),
+        ("threads = 1.5\n" + BASE, "threads: expected int"),
+        (
+            BASE + "[predictions]\nmethods = ['cosine']\nkurtosis_tensors = 'all'\n",
+            "predictions.kurtosis_tensors: expected one of 'weights', 'weights+bias'",
+        ),
+        (BASE.replace("0.9]", '"p_safe_weights_bias"]'), "'p_safe_weights_bias' needs 'cosine'"),
     ],
 )
 def test_config_errors_name_the_key(text, expected):
@@ -186,3 +193,18 @@ def test_shipped_configs_parse(name):
     assert config.name == name
     if config.models:
         assert expand(config)
+
+
+def test_kurtosis_tensors_enters_the_prediction_only_when_used():
+    from prunelab.experiments.sweep.grid import prediction_settings
+
+    cosine = BASE + "[predictions]\nmethods = ['cosine']\n"
+    plain = parse_config(cosine)
+    assert "kurtosis_tensors" not in prediction_settings(plain)  # older hashes unchanged
+    assert "kurtosis_tensors" not in plain.to_dict()["predictions"]
+    notebook = parse_config(cosine + "kurtosis_tensors = 'weights+bias'\n")
+    assert prediction_settings(notebook)["kurtosis_tensors"] == "weights+bias"
+    assert notebook.hash != plain.hash
+    both = parse_config(cosine.replace("0.9]", '"p_safe", "p_safe_weights_bias"]'))
+    assert prediction_settings(both)["kurtosis_tensors"] == "weights"
+    assert {r.sparsity for r in expand(both)} == {0.5, "p_safe", "p_safe_weights_bias"}

@@ -22,7 +22,7 @@ from prunelab.limits import (
 )
 from prunelab.limits.cosine import GUARD_SMALL_K2, GUARD_UNDEFINED
 from prunelab.masks import Mask
-from prunelab.prunable import prunable_parameters
+from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
 
 
@@ -166,3 +166,82 @@ def test_cosine_rule_few_layers_and_bad_grid():
     for bad in (1, 0, 2.5, True):
         with pytest.raises(PrunelabError, match="grid"):
             cosine_rule(net, grid=bad)
+
+
+def _pearson_kurtosis(x: np.ndarray) -> float:
+    """Direct numpy: m4 / m2² with biased central moments (scipy's ``fisher=False``)."""
+    d = x - x.mean()
+    return float(np.mean(d**4) / np.mean(d**2) ** 2)
+
+
+def _notebook_k2(net: nn.Module) -> float:
+    """003's notebook: one kurtosis per weight and per bias tensor, then their kurtosis."""
+    per_tensor = []
+    for mod in net.modules():
+        if isinstance(mod, nn.Linear | nn.Conv2d):
+            for t in (mod.weight, mod.bias):
+                if t is not None:
+                    per_tensor.append(_pearson_kurtosis(t.detach().double().numpy().ravel()))
+    return _pearson_kurtosis(np.array(per_tensor))
+
+
+def test_weights_and_bias_convention_matches_a_direct_numpy_computation():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 7), nn.ReLU(),
+        nn.Linear(7, 3, bias=False),
+    )  # fmt: skip
+    got = layer_kurtoses(net, kurtosis_tensors="weights+bias")
+    assert list(got) == ["0.weight", "0.bias", "3.weight", "3.bias", "5.weight"]
+    params = dict(net.named_parameters())
+    for name, value in got.items():
+        want = _pearson_kurtosis(params[name].detach().double().numpy().ravel())
+        assert value == pytest.approx(want, rel=1e-12)
+    rule = cosine_rule(net, grid=1001, kurtosis_tensors="weights+bias")
+    assert rule.kurtosis_tensors == "weights+bias"
+    assert rule.k2 == pytest.approx(_notebook_k2(net), rel=1e-10)
+    # the default convention is unchanged: weights only
+    assert list(layer_kurtoses(net)) == ["0.weight", "3.weight", "5.weight"]
+    assert cosine_rule(net, grid=1001).p_star == rule.p_star  # p* does not depend on it
+
+
+def test_biases_can_define_k2_where_weights_alone_cannot():
+    # lenet300-like: 3 layers -> K² undefined over weights, defined over weights + biases
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        net[0].bias.mul_(torch.linspace(0.1, 5.0, 12))  # make the tensors differ in shape
+    assert cosine_rule(net, grid=1001).guard == GUARD_UNDEFINED
+    rule = cosine_rule(net, grid=1001, kurtosis_tensors="weights+bias")
+    assert rule.k2 == pytest.approx(_notebook_k2(net), rel=1e-10)
+    assert rule.multiplier == safety_multiplier(rule.k2)[0]
+    assert rule.p_safe == pytest.approx(rule.p_star * rule.multiplier)
+
+
+def test_bias_convention_does_not_count_a_prunable_bias_twice():
+    net = _net()
+    spec = PrunableSpec(include_bias=True)
+    assert list(layer_kurtoses(net, spec, "weights+bias")) == list(layer_kurtoses(net, spec))
+
+
+def test_unknown_kurtosis_tensors_is_refused():
+    with pytest.raises(PrunelabError, match="kurtosis_tensors"):
+        cosine_rule(_net(), grid=11, kurtosis_tensors="all")
+    with pytest.raises(PrunelabError, match="kurtosis_tensors"):
+        layer_kurtoses(_net(), kurtosis_tensors="bias")
+
+
+def test_sweep_prediction_holds_both_conventions():
+    from prunelab.experiments.jobs import predictions
+
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    found = predictions(net, None, ["cosine"], cosine_grid=1001, kurtosis_tensors="weights+bias")
+    cos = found["cosine"]
+    assert cos["kurtosis_tensors"] == "weights+bias"
+    for tensors in ("weights", "weights+bias"):
+        rule = cosine_rule(net, grid=1001, kurtosis_tensors=tensors)
+        got = cos["by_kurtosis_tensors"][tensors]
+        assert got == {k: getattr(rule, k) for k in ("k2", "multiplier", "guard", "p_safe")}
+    assert cos["p_safe"] == cos["by_kurtosis_tensors"]["weights+bias"]["p_safe"]
+    json.dumps(cos)

@@ -13,6 +13,12 @@ Deviations from 003's notebook (notes B.2–B.4), each deliberate:
 
 * the vector is the explicit prunable set (Linear/Conv weights by default, methods.md
   §0), not ``model.parameters()`` with biases and BatchNorm;
+* the layer kurtoses behind ``K²`` are by default those of the prunable tensors (weights
+  only); the notebook takes one per weight **and one per bias** tensor, which
+  ``kurtosis_tensors="weights+bias"`` reproduces (the biases of the prunable Linear/Conv
+  layers; BatchNorm parameters stay out, the notebook's LeNet5 has none). More tensors
+  change ``K²``, and may make it defined where fewer than :data:`MIN_LAYERS` weights
+  leave it undefined (lenet300: 3 weights, 6 with the biases);
 * ``p*`` is searched on a grid of ``100001`` points (``1e-5`` steps), not ``1%``;
 * the safety multiplier is ``min(1, 1/ln K²)`` — see :func:`safety_multiplier`.
 """
@@ -21,7 +27,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
 
 import numpy as np
 import torch
@@ -37,6 +44,9 @@ GUARD_SMALL_K2 = "K2<=e: multiplier clamped to 1"
 GUARD_UNDEFINED = "K2 undefined: multiplier set to 1"
 #: Fewest prunable tensors for which a kurtosis of the layer kurtoses is taken.
 MIN_LAYERS = 4
+#: Which tensors get a layer kurtosis: the prunable set, or 003's notebook (weights and biases).
+KURTOSIS_TENSORS = ("weights", "weights+bias")
+KurtosisTensors = Literal["weights", "weights+bias"]
 
 
 def _flat_weights(model_or_weights, spec: PrunableSpec | None = None) -> Tensor:
@@ -122,13 +132,54 @@ def safety_multiplier(k2: float | None) -> tuple[float, str | None]:
     return 1.0 / math.log(k2), None
 
 
-def layer_kurtoses(model: nn.Module, spec: PrunableSpec | None = None) -> dict[str, float]:
-    """Pearson kurtosis (``fisher=False``, biased) of each prunable tensor, in float64.
+def kurtosis_parameters(
+    model: nn.Module,
+    spec: PrunableSpec | None = None,
+    kurtosis_tensors: KurtosisTensors = "weights",
+) -> dict[str, nn.Parameter]:
+    """The tensors that get a layer kurtosis, in module order.
 
-    A constant tensor (e.g. fully pruned) has no kurtosis and gives NaN.
+    ``"weights"``: the prunable set under ``spec``. ``"weights+bias"`` (003's notebook):
+    the same layers, each weight followed by its bias when the layer has one.
+
+    Raises:
+        PrunelabError: ``kurtosis_tensors`` is not one of :data:`KURTOSIS_TENSORS`.
+    """
+    if kurtosis_tensors not in KURTOSIS_TENSORS:
+        raise PrunelabError(
+            f"kurtosis_tensors must be one of {', '.join(map(repr, KURTOSIS_TENSORS))}, "
+            f"got {kurtosis_tensors!r}"
+        )
+    spec = spec or PrunableSpec()
+    if kurtosis_tensors == "weights+bias":
+        spec = replace(spec, include_bias=True)
+    return prunable_parameters(model, spec)
+
+
+def layer_kurtoses(
+    model: nn.Module,
+    spec: PrunableSpec | None = None,
+    kurtosis_tensors: KurtosisTensors = "weights",
+) -> dict[str, float]:
+    """Pearson kurtosis (``fisher=False``, biased) of each tensor, in float64.
+
+    Args:
+        model: The network.
+        spec: Prunable-set rule.
+        kurtosis_tensors: ``"weights"`` (default: each prunable tensor) or
+            ``"weights+bias"`` (003's notebook: also each bias of those layers); see
+            :func:`kurtosis_parameters`.
+
+    Returns:
+        ``name -> kurtosis``; a constant tensor (e.g. fully pruned) has none and gives NaN.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> list(layer_kurtoses(net, kurtosis_tensors="weights+bias"))
+        ['0.weight', '0.bias', '2.weight', '2.bias']
     """
     out = {}
-    for name, p in prunable_parameters(model, spec).items():
+    for name, p in kurtosis_parameters(model, spec, kurtosis_tensors).items():
         x = p.detach().reshape(-1).to("cpu", torch.float64).numpy()
         out[name] = float("nan") if np.ptp(x) == 0 else float(kurtosis(x, fisher=False))
     return out
@@ -159,6 +210,7 @@ class CosineRule:
         guard: Which guard applied (``None`` if the published rule applied unchanged).
         cos_star: ``cos(p_star)``.
         grid: Number of grid points used for ``p*``.
+        kurtosis_tensors: Which tensors the layer kurtoses were taken over.
     """
 
     p_star: float
@@ -169,6 +221,7 @@ class CosineRule:
     guard: str | None
     cos_star: float
     grid: int
+    kurtosis_tensors: str = "weights"
 
     def to_dict(self) -> dict:
         """JSON-able dict (NaN kurtoses become ``None``)."""
@@ -180,7 +233,10 @@ class CosineRule:
 
 
 def cosine_rule(
-    model: nn.Module, grid: int = 100001, spec: PrunableSpec | None = None
+    model: nn.Module,
+    grid: int = 100001,
+    spec: PrunableSpec | None = None,
+    kurtosis_tensors: KurtosisTensors = "weights",
 ) -> CosineRule:
     """Paper 003's recommended prune amount ``p*`` and its kurtosis-guarded safe amount.
 
@@ -191,6 +247,9 @@ def cosine_rule(
         model: Trained network.
         grid: Number of grid points on ``[0, 1]`` (default ``1e-5`` steps); at least 2.
         spec: Prunable-set rule.
+        kurtosis_tensors: Tensors of the layer kurtoses behind ``K²``: ``"weights"``
+            (the prunable set) or ``"weights+bias"`` (003's notebook). ``p*`` does not
+            depend on it.
 
     Returns:
         A :class:`CosineRule`.
@@ -203,13 +262,14 @@ def cosine_rule(
     """
     if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
         raise PrunelabError(f"grid must be an integer >= 2, got {grid!r}")
+    kurtosis_parameters(model, spec, kurtosis_tensors)  # checks the choice before any work
     p = torch.linspace(0.0, 1.0, grid, dtype=torch.float64)
     cos = cosine_curve(model, p, spec).cpu()
     dist2 = (1.0 - cos) ** 2 + (1.0 - p) ** 2
     i = int(torch.argmin(dist2))  # argmin returns the first minimum
     p_star = float(p[i])
-    kurts = layer_kurtoses(model, spec)
+    kurts = layer_kurtoses(model, spec, kurtosis_tensors)
     k2 = kurtosis_of_kurtoses(list(kurts.values()))
     mult, guard = safety_multiplier(k2)
     p_safe = min(max(p_star * mult, 0.0), p_star)
-    return CosineRule(p_star, k2, p_safe, kurts, mult, guard, float(cos[i]), grid)
+    return CosineRule(p_star, k2, p_safe, kurts, mult, guard, float(cos[i]), grid, kurtosis_tensors)

@@ -195,6 +195,11 @@ def prediction_rows(data: SweepData) -> list[dict]:
         row["p_star"] = dig(pred, ("cosine", "p_star"))
         row["p_safe"] = dig(pred, ("cosine", "p_safe"))
         row["k2"] = dig(pred, ("cosine", "k2"))
+        row["kurtosis_tensors"] = dig(pred, ("cosine", "kurtosis_tensors"))
+        for tensors, suffix in (("weights", "weights"), ("weights+bias", "weights_bias")):
+            # K² and p_safe under each convention (older rows: None)
+            for key in ("k2", "p_safe"):
+                row[f"{key}_{suffix}"] = dig(pred, ("cosine", "by_kurtosis_tensors", tensors, key))
         row["p_actual"] = dig(pred, ("actual", "p_actual"))
         for name in ("gw_p_hat", "p_star", "p_safe"):
             if row[name] is not None and row["p_actual"] is not None:

@@ -33,10 +33,12 @@ Job = tuple[str, str, dict]
 #: keys of a dense checkpoint's meta.json that make its row in the ``dense`` table
 DENSE_METRICS = ("dense", "history", "num_weights", "weights")
 
-#: symbolic sparsity -> (prediction result key, field)
+#: symbolic sparsity -> path of its value in the prediction result (method key first)
 SYMBOLIC_FIELD = {
     "p_star": ("cosine", "p_star"),
     "p_safe": ("cosine", "p_safe"),
+    "p_safe_weights": ("cosine", "by_kurtosis_tensors", "weights", "p_safe"),
+    "p_safe_weights_bias": ("cosine", "by_kurtosis_tensors", "weights+bias", "p_safe"),
     "gw": ("gaussian-width", "p_hat"),
     "actual": ("actual", "p_actual"),
 }
@@ -182,8 +184,10 @@ class SweepPlan:
         for run in self.by_dense[h]:
             if not isinstance(run.sparsity, str):
                 continue
-            key, name = SYMBOLIC_FIELD[run.sparsity]
-            value = (result.get(key) or {}).get(name)
+            key, *path = SYMBOLIC_FIELD[run.sparsity]
+            value = result.get(key)
+            for name in path:
+                value = value.get(name) if isinstance(value, dict) else None
             if value is None:
                 why = (result.get("errors") or {}).get(key) or (row or {}).get("error")
                 self._fail_runs([run], "failed", f"prediction {key!r} unavailable: {why}")
