@@ -13,7 +13,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
     s = run_sweep(
         args.config, out=args.out, workers=max(args.workers, 1), force=args.force,
-        progress=sys.stderr.isatty() and not args.json,
+        progress=sys.stderr.isatty() and not args.json, executor=args.executor,
+        address=args.address,
     )  # fmt: skip
     text = (
         f"sweep {s.name} ({s.config_hash}) in {s.out}: {s.runs_total} runs, "
@@ -43,6 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", help="TOML config (see experiments/*.toml)")
     p.add_argument("--out", default=None, help="sweep directory (default runs/<config name>)")
     p.add_argument("--workers", type=nonneg_int, default=1, help="worker processes")
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local processes, or Ray tasks (extra: prunelab[ray])")  # fmt: skip
+    p.add_argument("--address", default=None,
+                   help="Ray cluster to join (default: start a local one)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="start over in a dir of another config")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_sweep)

@@ -33,14 +33,10 @@ import heapq
 import itertools
 import json
 import logging
-import multiprocessing
-import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -59,8 +55,8 @@ from prunelab.experiments.files import (
     SWEEP_FILE,
 )
 from prunelab.experiments.store import ResultStore
-from prunelab.experiments.sweep import work
 from prunelab.experiments.sweep.config import SweepConfig
+from prunelab.experiments.sweep.executors import check_executor, make_executor, worker_threads
 from prunelab.experiments.sweep.load import load_config
 from prunelab.experiments.sweep.plan import SweepPlan, SweepSummary
 
@@ -68,12 +64,6 @@ log = logging.getLogger(__name__)
 
 #: job priorities: lower runs first (results early, dense training last)
 PRIORITY = {"run": 0, "prediction": 1, "study": 2, "dense": 3}
-JOBS: dict[str, Callable[[dict], dict]] = {
-    "dense": work.train_dense,
-    "prediction": work.predict,
-    "run": work.prune,
-    "study": work.study,
-}
 
 
 @contextmanager
@@ -145,11 +135,6 @@ def _clean_temporaries(dense_dir: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
 
 
-def worker_threads(workers: int) -> int:
-    """Torch threads of each of ``workers`` processes when the config does not pin them."""
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
 def effective_threads(workers: int, threads: int | None) -> int:
     """The torch thread count every job of this call runs with."""
     if threads is not None:
@@ -186,67 +171,14 @@ def _record_threads(store: ResultStore, workers: int, threads: int | None) -> No
         store.set_meta("threads", [*history, now])
 
 
-class _Executor:
-    """Runs jobs in this process (``workers <= 1``) or in a spawned process pool."""
-
-    def __init__(self, workers: int, threads: int | None = None) -> None:
-        self.limit = max(1, workers)
-        self.pool = None
-        self.inflight: dict = {}
-        self.done: list = []
-        if workers > 1:
-            threads = threads or worker_threads(workers)
-            self.pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=work.init_worker,
-                initargs=(threads,),
-            )
-
-    def has_room(self) -> bool:
-        return len(self.inflight) + len(self.done) < self.limit
-
-    def busy(self) -> bool:
-        return bool(self.inflight or self.done)
-
-    def submit(self, tag: tuple, job: dict) -> None:
-        fn = JOBS[tag[0]]
-        if self.pool is None:
-            self.done.append((tag, fn(job)))
-        else:
-            self.inflight[self.pool.submit(fn, job)] = tag
-
-    def next_result(self) -> tuple[tuple, dict]:
-        if self.done:
-            return self.done.pop(0)
-        finished, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
-        future = min(finished, key=lambda f: self.inflight[f][1])  # oldest first
-        tag = self.inflight.pop(future)
-        try:
-            return tag, future.result()
-        except BrokenProcessPool:
-            raise PrunelabError(
-                "a worker process died (out of memory?); finished results are saved: run the "
-                "same sweep again to resume"
-            ) from None
-
-    def close(self, cancel: bool = False) -> None:
-        if self.pool is None:
-            return
-        if cancel:
-            # results of running jobs are not needed (they are recomputed on resume), so
-            # stop the workers instead of waiting for them
-            for process in list(getattr(self.pool, "_processes", {}).values()):
-                process.terminate()
-        self.pool.shutdown(wait=not cancel, cancel_futures=cancel)
-
-
 def run_sweep(
     config_path: str | Path,
     out: str | Path | None = None,
     workers: int = 1,
     force: bool = False,
     progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> SweepSummary:
     """Run (or resume) the sweep of a TOML config.
 
@@ -256,9 +188,12 @@ def run_sweep(
         workers: ``<= 1``: run in this process; ``N``: ``N`` spawned worker processes.
         force: If ``out`` holds another config's sweep, start a new store there.
         progress: Show a tqdm progress bar on stderr.
+        executor: ``local`` (this process or a process pool) or ``ray`` (Ray tasks; see
+            :mod:`prunelab.experiments.sweep.executors`).
+        address: Ray cluster to join (``None``: start a local one with ``workers`` CPUs).
 
     Returns:
-        A :class:`~prunelab.experiments.runner_state.SweepSummary`.
+        A :class:`~prunelab.experiments.sweep.plan.SweepSummary`.
 
     Raises:
         PrunelabError: Invalid config, a foreign ``out`` without ``force``, another sweep
@@ -266,6 +201,7 @@ def run_sweep(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise PrunelabError(f"workers must be an integer >= 0, got {workers!r}")
+    check_executor(executor, address)
     config = load_config(config_path)
     text = Path(config_path).read_text(encoding="utf-8")
     out = Path(out) if out is not None else Path("runs") / config.name
@@ -279,11 +215,13 @@ def run_sweep(
             _record_threads(store, workers, config.threads)
             plan = SweepPlan(config, out / DENSE_DIR, store)
             with torch_threads(config.threads if workers <= 1 else None):
-                _execute(plan, workers, progress)
+                _execute(plan, workers, progress, executor, address)
             return plan.summary(out, time.perf_counter() - start)
 
 
-def _execute(plan: SweepPlan, workers: int, progress: bool) -> None:
+def _execute(
+    plan: SweepPlan, workers: int, progress: bool, executor_name: str, address: str | None
+) -> None:
     heap: list = []
     seq = itertools.count()
     bar = tqdm(
@@ -301,7 +239,7 @@ def _execute(plan: SweepPlan, workers: int, progress: bool) -> None:
     plan.tick = lambda n=1: bar.update(n)
     for kind, key, job in plan.initial_jobs():
         push(kind, key, job)
-    executor = _Executor(workers, plan.config.threads)
+    executor = make_executor(executor_name, workers, plan.config.threads, address)
     try:
         while heap or executor.busy():
             while heap and executor.has_room():
