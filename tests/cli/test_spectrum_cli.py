@@ -55,3 +55,16 @@ def test_progress_bar_only_on_a_terminal_and_never_in_the_numbers(trained, capsy
     assert {k: v for k, v in again.items() if k != "files"} == {
         k: v for k, v in quiet.items() if k != "files"
     }
+
+
+def test_limit_verify_progress_bar_on_a_terminal_only(trained, capsys, monkeypatch):
+    cmd = ["limit", str(trained), "--method", "cosine", "--verify", "--bisect-steps", "2"]
+    assert main([*cmd, "--json"]) == 0
+    quiet = json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main([*cmd, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "sparsities" not in captured.err
+    assert json.loads(captured.out)["actual"] == quiet["actual"]
+    assert main(cmd) == 0
+    assert "sparsities" in capsys.readouterr().err  # grid points, then bisection

@@ -64,7 +64,7 @@ def _limit(args: argparse.Namespace) -> int:
     actual = from_arguments(ActualSettings, args) if args.verify else None
     res = jobs.limit_job(
         args.checkpoint, from_arguments(LimitSettings, args), args.method, actual, args.seed,
-        args.data_dir,
+        args.data_dir, progress=_progress(args),
     )  # fmt: skip
     text = (
         f"{args.checkpoint}: predicted pruning limit (sparsity = fraction removed)\n\n"

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from prunelab._progress import progress_bar
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 from prunelab.limits.settings import ActualSettings
@@ -98,6 +99,7 @@ def find_actual_limit(
     spec: PrunableSpec | None = None,
     batch_size: int = 1024,
     evaluate_fn: Callable[..., dict] | None = None,
+    progress: bool = False,
 ) -> ActualLimit:
     """Measure the largest one-shot magnitude-pruning sparsity that keeps test accuracy.
 
@@ -118,6 +120,8 @@ def find_actual_limit(
         batch_size: Evaluation batch size (memory only).
         evaluate_fn: ``(model, data, split, batch_size) -> {"loss", "accuracy"}``; default
             :func:`prunelab.train.evaluate`.
+        progress: Show a bar of the evaluated sparsities (grid, then bisection) on
+            stderr; how the search is watched, not what it finds.
 
     Returns:
         An :class:`ActualLimit`.
@@ -167,6 +171,7 @@ def find_actual_limit(
         return acc > threshold if strict else acc >= threshold
 
     seen: dict[float, tuple[float, float]] = {}
+    bar = progress_bar(len(pts) + bisect_steps, "sparsities", progress, unit="point")
 
     def measure(p: float) -> bool:
         with torch.no_grad():
@@ -175,6 +180,7 @@ def find_actual_limit(
         Mask.from_scores(scores, p, spec=spec).apply(work)
         res = evaluate_fn(work, data, split="test", batch_size=batch_size)
         seen[p] = (float(res["accuracy"]), float(res["loss"]))
+        bar.update()
         log.debug("sparsity %.6f: accuracy %.4f%%", p, seen[p][0])
         return passes(seen[p][0])
 
@@ -196,6 +202,7 @@ def find_actual_limit(
                 else:
                     hi = mid
         p_actual = lo
+    bar.close()
     fails = [p for p in sorted(seen) if not passes(seen[p][0])]
     curve = [(p, seen[p][0], seen[p][1]) for p in sorted(seen)]
     return ActualLimit(

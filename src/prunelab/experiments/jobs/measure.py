@@ -78,6 +78,7 @@ def predictions(
     kurtosis_tensors: str = "weights",
     spec: PrunableSpec | None = None,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
     """Every limit prediction (and ground truth) asked for, as plain dicts.
 
@@ -95,6 +96,8 @@ def predictions(
             and ``p_safe`` under every convention in ``by_kurtosis_tensors``.
         spec: Prunable set.
         seed: Seed of the stochastic estimators.
+        progress: Progress bars on stderr (the measured limit's sparsities); changes
+            no number.
 
     Returns:
         ``method -> result dict`` (``LimitEstimate`` / ``ActualLimit`` /
@@ -121,7 +124,8 @@ def predictions(
             out[name] = _truth(name, model, data, truth or TruthSettings(), settings, spec)
         elif name == "actual":
             a = dataclasses.asdict(actual or ActualSettings())
-            out[name] = limits.find_actual_limit(model, data, spec=spec, **a).to_dict()
+            measured = limits.find_actual_limit(model, data, spec=spec, progress=progress, **a)
+            out[name] = measured.to_dict()
         elif name == "spectrum":
             s = spectrum_settings or SpectrumSettings()
             out[name] = spectrum(model, data, s, seed, spec).to_dict()
@@ -239,6 +243,8 @@ def limit_job(
     seed: int = 0,
     data_dir: str | Path | None = None,
     data_options: dict | None = None,
+    *,
+    progress: bool = False,
 ) -> dict:
     """Predict a checkpoint's pruning limit and, given ``actual``, measure the real one.
 
@@ -255,7 +261,7 @@ def limit_job(
     methods = ["gaussian-width", "certified", "cosine"] if method == "all" else [method]
     found = predictions(
         model, data, methods + (["actual"] if actual is not None else []), limit=settings,
-        actual=actual, spec=mask.spec, seed=seed,
+        actual=actual, spec=mask.spec, seed=seed, progress=progress,
     )  # fmt: skip
     out = report_dir(ckpt, "limit")
     files = []
