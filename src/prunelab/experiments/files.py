@@ -22,6 +22,7 @@ __all__ = [
     "REPORT_PAGE",
     "STORE_FILE",
     "SWEEP_FILE",
+    "main_process",
     "report_dir",
 ]
 
@@ -42,6 +43,13 @@ LOCK_FILE = ".lock"
 REPORT_DIR = "report"
 #: the page of every report folder
 REPORT_PAGE = "index.html"
+
+
+def main_process() -> bool:
+    """Whether this process writes files: always, except ranks > 0 under ``torchrun``."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized() and dist.get_rank() > 0)
 
 
 def report_dir(run: str | Path, part: str | None = None) -> Path:
