@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import parametrize
 
-from prunelab._io import atomic_directory, atomic_write_json
+from prunelab._io import atomic_directory, atomic_write_json, check_writable, clean_stale
 from prunelab._version import __version__
 from prunelab.errors import PrunelabError
 from prunelab.masks import Mask, torch_prune_hooks
@@ -53,6 +53,8 @@ def check_output_dir(path: str | Path, run_id: str | None = None, force: bool = 
         PrunelabError: If ``path`` is a non-empty directory holding a different run, or a file.
     """
     path = Path(path)
+    clean_stale(path)  # what a killed write of this checkpoint left behind
+    check_writable(path)
     if force or not path.exists():
         return path
     if not path.is_dir():
@@ -118,8 +120,9 @@ def save(
     checkpoint this writes.
 
     Args:
-        path: Destination directory (replaced as a whole if it exists; call
-            :func:`check_output_dir` first to protect other runs).
+        path: Destination directory (call :func:`check_output_dir` first to protect
+            other runs). If it exists, its checkpoint files are replaced and everything
+            else in it (``report/``, the user's files) is kept.
         model: A model built by :func:`prunelab.models.build` (it carries ``prunelab_spec``).
         mask: The pruning mask; a dense mask over the default prunable set if ``None``.
         meta: Extra metadata (data spec, training config, metrics, seed, ...).
@@ -160,7 +163,7 @@ def save(
         total=mask.total,
     )
     full_meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, keep_others=True, last=META_FILE) as tmp:
         save_file(state, str(tmp / MODEL_FILE))
         save_file(
             {k: v.cpu().contiguous() for k, v in mask.state_dict().items()}, str(tmp / MASK_FILE)
@@ -225,7 +228,8 @@ def load(path: str | Path) -> tuple[nn.Module, Mask, dict]:
                 f"{tuple(state[key].shape)}, architecture expects {tuple(tensor.shape)}"
             )
     model.load_state_dict(state)
-    spec = PrunableSpec(**meta.get("prunable", {}))
+    where = f"{META_FILE} in {str(path)!r}: prunable"
+    spec = PrunableSpec.from_dict(meta.get("prunable", {}), where)
     mask_state = _read_tensors(path / MASK_FILE)
     try:
         mask = Mask.from_state_dict(mask_state, spec, model=model)

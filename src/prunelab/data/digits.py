@@ -74,7 +74,7 @@ def load_digits(
 
     Args:
         seed: Seed of the train/test split (non-negative integer).
-        data_dir: Ignored (the data ships inside scikit-learn).
+        data_dir: Must be ``None`` (the data ships inside scikit-learn); refused otherwise.
         test_fraction: Fraction of the 1,797 images in the test split, in ``(0, 1)``;
             default 0.25 (1,348 train / 449 test).
         **unknown: Any other option is an error.
@@ -95,8 +95,11 @@ def load_digits(
     """
     reject_unknown(NAME, unknown, ["test_fraction"])
     seed = check_seed(NAME, seed)
-    if data_dir is not None:
-        log.debug("digits ships with scikit-learn; ignoring data_dir=%s", data_dir)
+    if data_dir is not None:  # refused, never silently ignored
+        raise PrunelabError(
+            f"digits ships with scikit-learn and reads no files; data_dir={str(data_dir)!r} "
+            "would be ignored, leave it out"
+        )
     from sklearn.datasets import load_digits as sklearn_digits  # import only when used
 
     raw = sklearn_digits()

@@ -110,7 +110,7 @@ def load_synthetic_linear(
 
     Args:
         seed: Seed of the teacher and of both splits (non-negative integer).
-        data_dir: Ignored (the data are generated).
+        data_dir: Must be ``None`` (the data are generated); refused otherwise.
         n_train: Training examples (default 200).
         n_test: Test examples (default 2000).
         dim: Number of features ``D`` (default 50).
@@ -139,8 +139,11 @@ def load_synthetic_linear(
     """
     reject_unknown(NAME, unknown, OPTIONS)
     seed = check_seed(NAME, seed)
-    if data_dir is not None:
-        log.debug("%s is generated; ignoring data_dir=%s", NAME, data_dir)
+    if data_dir is not None:  # refused, never silently ignored
+        raise PrunelabError(
+            f"{NAME} is generated and reads no files; data_dir={str(data_dir)!r} would be "
+            "ignored, leave it out"
+        )
     n_train = check_count(NAME, "n_train", n_train)
     n_test = check_count(NAME, "n_test", n_test)
     dim = check_count(NAME, "dim", dim)

@@ -43,6 +43,14 @@ class PruneOutcome:
     data: DataBundle
 
 
+def identity(record_settings: dict) -> dict:
+    """The settings that name a prune run: how it is watched (``progress``) is not one."""
+    finetune = record_settings.get("finetune")
+    if finetune:
+        finetune = {k: v for k, v in finetune.items() if k != "progress"}
+    return {**record_settings, "finetune": finetune}
+
+
 def prune_job(
     source: str | Path | tuple[nn.Module, dict | None],
     criterion: str,
@@ -54,6 +62,7 @@ def prune_job(
     out: str | Path | None = None,
     data: DataBundle | None = None,
     data_dir: str | Path | None = None,
+    data_options: dict | None = None,
     spec: PrunableSpec | None = None,
     force: bool = False,
 ) -> PruneOutcome:
@@ -70,6 +79,7 @@ def prune_job(
         out: Checkpoint directory to write (``None``: nothing is written).
         data: The dataset (default: reloaded from the checkpoint's ``meta.json``).
         data_dir: Directory to reload the dataset from instead of the stored one.
+        data_options: Loader options overriding the stored ones (e.g. ``verify_counts``).
         spec: Prunable set of a model in memory (a checkpoint brings its own).
         force: Replace an existing different run in ``out``.
 
@@ -94,11 +104,13 @@ def prune_job(
         "procedure": settings.to_dict(),
         "finetune": finetune.to_dict() if finetune else None,
     }
-    run_id = stable_hash({"job": "prune", "parent": parent_meta.get("run_id"), **record_settings})
+    run_id = stable_hash(
+        {"job": "prune", "parent": parent_meta.get("run_id"), **identity(record_settings)}
+    )
     if out is not None:
         checkpoint.check_output_dir(out, run_id, force)
     if data is None:
-        data = load_data(parent_meta.get("data"), data_dir)
+        data = load_data(parent_meta.get("data"), data_dir, options=data_options)
     mask, record = run_procedure(
         model, data, criterion, sparsity, settings, hparams=hp,
         spec=parent_mask.spec if parent_mask is not None else spec, previous=parent_mask,

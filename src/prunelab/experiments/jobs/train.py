@@ -19,10 +19,11 @@ import torch
 from prunelab import checkpoint, models
 from prunelab import data as datasets
 from prunelab._hashing import stable_hash
+from prunelab._model_errors import check_model_fits
 from prunelab.experiments.jobs.metrics import nonfinite, weight_statistics
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec
-from prunelab.train import DivergedError, TrainConfig, evaluate, train_model
+from prunelab.train import DivergedError, TrainConfig, evaluate, loss_function, train_model
 
 
 def run_identity(
@@ -72,6 +73,8 @@ def train_job(
 
     Raises:
         DivergedError: The loss or a final metric is not finite (nothing is written).
+        PrunelabError: ``out`` cannot be written, or the model does not fit the data
+            (checked on two examples before training; nothing is written).
     """
     config.validate()
     spec = spec or PrunableSpec()
@@ -81,6 +84,7 @@ def train_job(
     model = models.build(model_name, data)
     if weights:
         models.load_user_weights(model, weights)
+    check_model_fits(model, data, loss_function(data), model_name)  # before any training
     start = time.perf_counter()
     history = train_model(model, data, config, mask=Mask.dense(model, spec)).history
     test, train = evaluate(model, data, "test"), evaluate(model, data, "train")
