@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import re
 import sys
 
@@ -73,7 +74,12 @@ def add_settings(
 
 
 #: parameters of the job functions that every command spells the same way
-COMMON_FLAGS = {"out": "--out", "force": "--force", "data_dir": "--data-dir"}
+COMMON_FLAGS = {
+    "out": "--out",
+    "force": "--force",
+    "data_dir": "--data-dir",
+    "data_option": "--data-option",
+}
 
 
 def flag_names(args: argparse.Namespace, message: str) -> str:
@@ -93,11 +99,28 @@ def flag_names(args: argparse.Namespace, message: str) -> str:
     key, sep, rest = message.partition(": ")
     if sep and key in known:
         message = f"{known[key]}{sep}{rest}"
+    # a loader option is set with --data-option KEY=VALUE ("pass verify_counts=False")
+    message = re.sub(
+        rf"\bpass ({'|'.join(DATA_OPTIONS)})=(\w+)",
+        lambda m: f"pass --data-option {m[1]}={m[2].lower()}",
+        message,
+    )
     for name, flag_ in known.items():
         message = re.sub(rf"\b{name}=True\b", flag_, message)
         message = re.sub(rf"\b{name}=(\S)", rf"{flag_} \1", message)
         message = re.sub(rf"(another|pass) {name}\b", rf"\1 {flag_}", message)
     return message
+
+
+def _loader_options() -> list[str]:
+    from prunelab import data as datasets
+    from prunelab.experiments.jobs.data import loader_options
+
+    return sorted({o for n in datasets.DATASETS.names() for o in loader_options(n)})
+
+
+#: every dataset loader's options (for retelling "pass verify_counts=False")
+DATA_OPTIONS = _loader_options()
 
 
 def train_config(args: argparse.Namespace, **values) -> TrainConfig:
@@ -119,12 +142,88 @@ def prunable_spec(args: argparse.Namespace) -> PrunableSpec:
     )
 
 
+def finite_json(payload: object) -> tuple[object, dict[str, str]]:
+    """``payload`` with every NaN / infinite number replaced by ``None``, and where they were.
+
+    JSON has no NaN: ``json.dumps`` would print ``NaN``, which strict parsers refuse.
+
+    Returns:
+        The cleaned copy and ``{"a.b[2]": "nan" | "inf" | "-inf"}`` of what was replaced.
+
+    Example:
+        >>> finite_json({"trace": {"value": 2.0, "stderr": float("nan")}})
+        ({'trace': {'value': 2.0, 'stderr': None}}, {'trace.stderr': 'nan'})
+    """
+    found: dict[str, str] = {}
+
+    def walk(value: object, path: str) -> object:
+        if isinstance(value, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, int)):
+            number = float(value)
+            if not math.isfinite(number):
+                found[path] = str(number)
+                return None
+            return number
+        return value
+
+    return walk(payload, ""), found
+
+
 def emit(args: argparse.Namespace, payload: dict, text: str) -> None:
-    """Print ``payload`` as JSON with ``--json``, else the human summary ``text``."""
+    """Print ``payload`` as JSON with ``--json``, else the human summary ``text``.
+
+    The JSON is strict: a NaN or infinite number is printed as ``null`` and the payload
+    gains ``"nonfinite": {"path": "nan" | "inf" | "-inf"}`` naming each one.
+    """
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, sort_keys=True, default=str))
+        clean, found = finite_json(payload)
+        if found and isinstance(clean, dict):
+            clean["nonfinite"] = found
+        print(json.dumps(clean, indent=2, sort_keys=True, default=str, allow_nan=False))
     else:
         print(text)
+
+
+def estimate_text(value: float, stderr: float | None, n: int | None = None) -> str:
+    """``value ± stderr (s.e.)``, or what a single probe or run cannot tell.
+
+    Example:
+        >>> estimate_text(12.5, float("nan"), 1)
+        '12.5 (one probe: no standard error)'
+    """
+    if stderr is None or not math.isfinite(stderr):
+        why = "one probe" if n == 1 else "single estimate"
+        return f"{value:.6g} ({why}: no standard error)"
+    return f"{value:.6g} ± {stderr:.2g} (s.e.)"
+
+
+def add_data_option_arg(p: argparse.ArgumentParser) -> None:
+    """``--data-option KEY=VALUE``: a dataset loader option (repeatable)."""
+    p.add_argument(
+        "--data-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="dataset loader option (repeatable), e.g. verify_counts=false or "
+        "subsample_train=5000; the loader's valid options are named on a typo",
+    )
+
+
+def parse_data_options(pairs: list[str] | None) -> dict:
+    """Parse ``--data-option key=value`` pairs (JSON values; ``True``/``False``/``None`` too)."""
+    spelled = {"True": True, "False": False, "None": None}
+    out: dict = {}
+    for item in pairs or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise PrunelabError(f"--data-option expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = spelled[raw] if raw in spelled else json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
 
 
 def parse_hparams(pairs: list[str] | None) -> dict:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prunelab.cli._common import Formatter, add_settings, emit, parse_hparams, pos_int
+from prunelab.cli._common import (
+    Formatter,
+    add_data_option_arg,
+    add_settings,
+    emit,
+    estimate_text,
+    parse_data_options,
+    parse_hparams,
+    pos_int,
+)
 from prunelab.cli._table import text_table
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.experiments import jobs
@@ -44,14 +53,15 @@ def _layer_rows(res: dict) -> list[dict]:
 def _spectrum(args: argparse.Namespace) -> int:
     settings = from_arguments(SpectrumSettings, args)
     res = jobs.spectrum_job(
-        args.checkpoint, settings, args.seed, args.data_dir, progress=_progress(args)
-    )
+        args.checkpoint, settings, args.seed, args.data_dir, progress=_progress(args),
+        data_options=parse_data_options(args.data_option),
+    )  # fmt: skip
     tr = res["trace"]
     text = (
         f"{args.checkpoint}: Hessian over {res['dim']:,} prunable weights, "
         f"{res['num_examples']} examples\n"
         f"top eigenvalue {res['top_eigenvalue']:.6g} (residual {res['top_residual']:.2g})\n"
-        f"trace {tr['value']:.6g} ± {tr['stderr']:.2g} (s.e.)"
+        f"trace {estimate_text(tr['value'], tr['stderr'], tr.get('n'))}"
     )
     if res.get("layer_spectra") or res.get("layer_traces"):
         text += "\n\nper layer (diagonal blocks):\n" + text_table(_layer_rows(res))
@@ -64,7 +74,8 @@ def _limit(args: argparse.Namespace) -> int:
     actual = from_arguments(ActualSettings, args) if args.verify else None
     res = jobs.limit_job(
         args.checkpoint, from_arguments(LimitSettings, args), args.method, actual, args.seed,
-        args.data_dir, progress=_progress(args),
+        args.data_dir, data_options=parse_data_options(args.data_option),
+        progress=_progress(args),
     )  # fmt: skip
     text = (
         f"{args.checkpoint}: predicted pruning limit (sparsity = fraction removed)\n\n"
@@ -79,7 +90,7 @@ def _limit(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     res = jobs.score_job(
         args.checkpoint, args.criterion, parse_hparams(args.hparam), samples=args.samples,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir, data_options=parse_data_options(args.data_option),
     )  # fmt: skip
     text = f"{args.criterion} scores of {args.checkpoint}\n\n" + text_table(res["layers"])
     emit(args, res, text + "\n\nwrote " + ", ".join(res["files"]))
@@ -90,6 +101,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the stochastic estimators")
     p.add_argument("--data-dir", default=None, help="override the stored dataset directory")
+    add_data_option_arg(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 

@@ -7,11 +7,14 @@ import argparse
 from prunelab import data as datasets
 from prunelab.cli._common import (
     Formatter,
+    add_data_option_arg,
     add_prunable_args,
     add_settings,
     emit,
+    estimate_text,
     nonneg_float,
     nonneg_int,
+    parse_data_options,
     parse_hparams,
     pos_int,
     prunable_spec,
@@ -20,6 +23,7 @@ from prunelab.cli._common import (
 )
 from prunelab.cli._table import text_table
 from prunelab.experiments import jobs
+from prunelab.experiments.jobs.data import check_data_options
 from prunelab.procedures import PruneSettings
 from prunelab.schema.cli import from_arguments
 from prunelab.scores import CRITERIA
@@ -30,8 +34,9 @@ PRUNE_SKIP = ("l1",)
 
 
 def _train(args: argparse.Namespace) -> int:
-    data = datasets.load(args.data, seed=args.seed, data_dir=args.data_dir)
+    options = check_data_options(args.data, parse_data_options(args.data_option))
     cfg = train_config(args)
+    data = datasets.load(args.data, seed=args.seed, data_dir=args.data_dir, **options)
     meta = jobs.train_job(
         args.model, data, cfg, args.out, spec=prunable_spec(args), weights=args.weights,
         force=args.force,
@@ -49,7 +54,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    payload = jobs.evaluate_job(args.checkpoint, args.split, args.data_dir)
+    payload = jobs.evaluate_job(
+        args.checkpoint, args.split, args.data_dir, parse_data_options(args.data_option)
+    )
     text = (
         f"{args.checkpoint}: {args.split} accuracy {payload['accuracy']:.2f}%, loss "
         f"{payload['loss']:.4f}; sparsity {payload['sparsity']:.4f} ({payload['nnz']}/"
@@ -82,7 +89,8 @@ def _prune(args: argparse.Namespace) -> int:
     meta = jobs.prune_job(
         args.checkpoint, args.criterion, args.sparsity, settings,
         hparams=_criterion_hparams(args), finetune=finetune, out=args.out,
-        data_dir=args.data_dir, force=args.force,
+        data_dir=args.data_dir, data_options=parse_data_options(args.data_option),
+        force=args.force,
     ).meta  # fmt: skip
     rec = meta["record"]
     stages = ("dense", "after_prune", "after_finetune")
@@ -117,7 +125,7 @@ def _demo(args: argparse.Namespace) -> int:
         + "\n\nWhich weights matter? accuracy after pruning + a short fine-tune\n"
         + text_table(ft, ["criterion", "sparsity", "accuracy", "accuracy_sd", "loss"])
         + f"\n\nHessian: top eigenvalue {result.spectrum['top_eigenvalue']:.4g}, trace "
-        f"{tr['value']:.4g} ± {tr['stderr']:.2g}"
+        + estimate_text(tr["value"], tr["stderr"], tr.get("n"))
         + f"\n\nreport: {result.report}  ({result.seconds['total']:.0f} s)"
     )
     payload = {
@@ -140,6 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="registered name or package.module:factory")
     p.add_argument("--data", required=True, help=f"dataset: {', '.join(datasets.DATASETS.names())}")
     p.add_argument("--data-dir", default=None, help="directory holding the dataset files")
+    add_data_option_arg(p)
     p.add_argument("--weights", default=None, help="state_dict file to start from (user models)")
     add_settings(p, TrainConfig, "training (TrainConfig)")
     add_prunable_args(p)
@@ -153,6 +162,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint directory")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir", default=None, help="override the stored dataset directory")
+    add_data_option_arg(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=_eval)
 
@@ -185,6 +195,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of fine-tuning data order")
     p.add_argument("--data-dir", default=None, help="override the stored dataset directory")
+    add_data_option_arg(p)
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--force", action="store_true", help="replace a different run in --out")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
