@@ -36,6 +36,7 @@ from prunelab.experiments.report.sections import (
     loss_change_section,
     procedure_sections,
 )
+from prunelab.experiments.report.validation import validation_section
 from prunelab.prunable import PrunableSpec
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ def build_report(out: str | Path) -> Path:
         blocks = _overview(data)
         blocks += _summary(data, rep)
         blocks += prediction_section(data, rep)
+        blocks += validation_section(data, rep)
         blocks += accuracy_sections(data, rep)
         blocks += procedure_sections(data, rep)
         blocks += layer_sections(data, rep)
