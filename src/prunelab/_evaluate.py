@@ -6,6 +6,7 @@ floating tensors, its dtype, so a float64 model can be evaluated on float32 data
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -16,11 +17,29 @@ from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 
 
-def loss_function(data: DataBundle) -> Callable[[Tensor, Tensor], Tensor]:
-    """Mean-reduced loss for the task: cross-entropy (classification) or MSE (regression).
+def token_cross_entropy(output: Tensor, target: Tensor) -> Tensor:
+    """Next-token cross-entropy: ``(N, T, V)`` logits vs ``(N, T)`` ids, mean over all tokens.
 
-    For regression an output of shape ``(N, 1)`` is compared with targets of shape ``(N,)``.
+    Every example has the same ``T`` tokens, so the mean over tokens is the mean over
+    examples of each example's mean, and regrouping examples into batches changes nothing.
+
+    Example:
+        >>> logits = torch.zeros(2, 3, 4)
+        >>> round(float(token_cross_entropy(logits, torch.zeros(2, 3, dtype=torch.long))), 4)
+        1.3863
     """
+    return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+
+
+def loss_function(data: DataBundle) -> Callable[[Tensor, Tensor], Tensor]:
+    """Mean-reduced loss for the task.
+
+    Cross-entropy (classification), MSE (regression), or next-token cross-entropy over
+    every position (language model). For regression an output of shape ``(N, 1)`` is
+    compared with targets of shape ``(N,)``.
+    """
+    if data.task == "language-model":
+        return token_cross_entropy
     if data.task == "classification":
         return F.cross_entropy
 
@@ -76,14 +95,15 @@ def evaluate(
 
     Returns:
         ``{"loss": mean loss over examples, "accuracy": percent correct (0-100), or None
-        for regression}``.
+        for regression}``; a language model's accuracy is over every next-token
+        prediction, and it also gets ``"perplexity": exp(loss)``.
     """
     device, dtype = placement(model)
     loss_fn = loss_function(data)
-    classify = data.task == "classification"
+    classify = data.task != "regression"
     modes = save_modes(model)
     model.eval()
-    total, correct, n = 0.0, 0, 0
+    total, correct, n, predictions = 0.0, 0, 0, 0
     try:
         with torch.no_grad():
             for x, y in data.batches(split, batch_size):
@@ -91,10 +111,14 @@ def evaluate(
                 out = model(x)
                 total += float(loss_fn(out, y)) * y.shape[0]
                 if classify:
-                    correct += int((out.argmax(dim=1) == y).sum())
+                    correct += int((out.argmax(dim=-1 if data.sequence else 1) == y).sum())
+                    predictions += y.numel()
                 n += y.shape[0]
     finally:
         restore_modes(modes)
     if n == 0:
         raise PrunelabError(f"split {split!r} of dataset {data.name!r} is empty")
-    return {"loss": total / n, "accuracy": 100.0 * correct / n if classify else None}
+    result = {"loss": total / n, "accuracy": 100.0 * correct / predictions if classify else None}
+    if data.sequence:
+        result["perplexity"] = math.exp(min(result["loss"], 700.0))
+    return result

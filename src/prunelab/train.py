@@ -256,10 +256,11 @@ def _train_epoch(
     """One pass over the shuffled training split; running mean data loss and accuracy."""
     device, dtype = placement(model)
     loss_fn = loss_function(data)
-    classify = data.task == "classification"
+    classify = data.task != "regression"
     model.train()
     # Accuracy is summed on the device: one host sync per step (the loss check) is enough.
     loss_sum, correct, n = 0.0, torch.zeros((), dtype=torch.long, device=device), 0
+    predictions = 0  # = n, or n·T next-token predictions for a language model
     batches = data.batches("train", config.batch_size, shuffle=True, seed=seed)
     for step, (x, y) in enumerate(batches):
         x, y = to_model(x, y, device, dtype)
@@ -275,7 +276,9 @@ def _train_epoch(
         enforcer.step(opt)
         loss_sum += (data_loss.item() if penalised else value) * y.shape[0]
         if classify:
-            correct += (out.detach().argmax(dim=1) == y).sum()
+            correct += (out.detach().argmax(dim=-1 if data.sequence else 1) == y).sum()
+            predictions += y.numel()
         n += y.shape[0]
-    n = max(n, 1)
-    return {"loss": loss_sum / n, "accuracy": 100.0 * int(correct) / n if classify else None}
+    n, predictions = max(n, 1), max(predictions, 1)
+    accuracy = 100.0 * int(correct) / predictions if classify else None
+    return {"loss": loss_sum / n, "accuracy": accuracy}

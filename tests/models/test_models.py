@@ -20,6 +20,7 @@ from prunelab.models import MODELS, build, build_from_spec, load_user_weights
 ALL = ["fc5", "fc12", "lenet300", "lenet5", "convbn", "vgg11", "vgg16", "resnet20", "resnet18"]
 BIG = {"fc12", "vgg11", "vgg16", "resnet18"}
 CONV = ["lenet5", "convbn", "vgg11", "vgg16", "resnet20", "resnet18"]
+GPT = ["gpt-tiny", "gpt", "gpt-large"]  # token sequences; tested in test_gpt.py
 
 
 def n_params(model: nn.Module) -> int:
@@ -38,7 +39,7 @@ def bundle(input_shape: tuple[int, ...], num_classes: int) -> DataBundle:
 
 
 def test_registry_holds_exactly_the_agreed_names():
-    assert MODELS.names() == ALL
+    assert MODELS.names() == ALL + GPT
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)], ids=["digits", "cifar"])

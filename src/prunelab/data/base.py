@@ -32,6 +32,9 @@ class DataBundle:
             ``data_dir`` and loader options); stored in checkpoints' ``meta.json``.
         info: Extra facts about the data (e.g. the true coefficients of a synthetic
             teacher, the per-feature scales); not needed to reload.
+        sequence: Next-token data (``text``): ``x`` and ``y`` are int64 ``(N, T)`` token
+            ids, a model outputs ``(N, T, num_classes)`` logits, and the loss is the
+            cross-entropy over every position (task ``"language-model"``).
     """
 
     name: str
@@ -41,10 +44,13 @@ class DataBundle:
     input_shape: tuple[int, ...]
     spec: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    sequence: bool = False
 
     @property
     def task(self) -> str:
-        """``"classification"`` or ``"regression"``."""
+        """``"classification"``, ``"regression"`` or ``"language-model"``."""
+        if self.sequence:
+            return "language-model"
         return "classification" if self.num_classes > 0 else "regression"
 
     @property

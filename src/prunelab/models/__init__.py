@@ -4,8 +4,10 @@
 ``input_shape`` and ``output_dim``) and tagged with ``model.prunelab_spec``, from which
 ``build_from_spec`` rebuilds the same architecture. Registered names: ``fc5``, ``fc12``,
 ``lenet300`` (MLPs, any input shape), ``lenet5``, ``convbn``, ``vgg11``, ``vgg16``,
-``resnet20``, ``resnet18`` (image inputs ``(C, H, W)``). A name ``"package.module:factory"``
-builds a user model; ``load_user_weights`` loads a ``.pt``/``.pth``/``.safetensors`` file.
+``resnet20``, ``resnet18`` (image inputs ``(C, H, W)``), ``gpt-tiny``, ``gpt``,
+``gpt-large`` (token sequences ``(context,)``, see :mod:`prunelab.models.gpt`). A name
+``"package.module:factory"`` builds a user model; ``load_user_weights`` loads a
+``.pt``/``.pth``/``.safetensors`` file.
 
 Example:
     >>> from prunelab.models import MODELS, build
@@ -22,6 +24,7 @@ from prunelab.models import mlp  # noqa: F401
 from prunelab.models import conv  # noqa: F401
 from prunelab.models import vgg  # noqa: F401
 from prunelab.models import resnet  # noqa: F401
+from prunelab.models import gpt  # noqa: F401
 
 # isort: on
 from prunelab.models.registry import MODELS, build, build_from_spec, init_weights
