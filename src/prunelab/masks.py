@@ -25,13 +25,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
-from prunelab._topk import select
+from prunelab._topk import parse_nm, select
 from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.prunable import PrunableSpec, prunable_parameters
 
 log = logging.getLogger(__name__)
 
-_SCOPES = ("global", "layer")
+_SCOPES = ("global", "layer", "row")
 
 
 def _layer_of(name: str, model: nn.Module) -> tuple[nn.Module, str]:
@@ -116,6 +116,8 @@ class Mask:
         if collapsed is None:
             collapsed = [n for n, m in self.masks.items() if not bool(m.any())]
         self.collapsed: list[str] = list(collapsed)
+        #: the ``(N, M)`` pattern :meth:`from_scores` built it with, else ``None``
+        self.nm: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -140,6 +142,7 @@ class Mask:
         min_per_layer: int = 1,
         *,
         spec: PrunableSpec | None = None,
+        nm: str | tuple[int, int] | None = None,
     ) -> Mask:
         """Keep the highest-scoring weights.
 
@@ -147,6 +150,14 @@ class Mask:
         (``D`` = total prunable weights). ``scope="layer"`` keeps ``round((1-p)·D_l)`` in
         each layer, raised to ``min_per_layer`` where that rounds lower; the total is then
         the sum of the per-layer counts, which can differ from the global ``k`` by rounding.
+        ``scope="row"`` keeps ``round((1-p)·C)`` in every output row (``C`` = the
+        parameter's size over its first dimension; a bias is one row; Wanda's comparison
+        group); ``min_per_layer`` does not apply.
+
+        ``nm="N:M"`` (e.g. ``"2:4"``): in every group of ``M`` consecutive weights along
+        the flattened input dimension at most ``N`` are kept, the ``N`` best of the group;
+        the scope then ranks only those. At ``p = 1 - N/M`` every group keeps exactly ``N``
+        (any scope); a larger ``p`` prunes further among the ``N:M`` survivors.
 
         Tie rule: the flattened score tensors are concatenated in the order of ``scores``
         (row-major within a tensor); among equal scores the earlier position is kept.
@@ -160,12 +171,13 @@ class Mask:
         Args:
             scores: ``name -> tensor`` shaped like the parameters; higher = keep.
             sparsity: Fraction removed, in ``[0, 1)``.
-            scope: ``"global"`` or ``"layer"``.
+            scope: ``"global"``, ``"layer"`` or ``"row"``.
             previous: A mask whose pruned weights must stay pruned (iterative pruning);
                 its keys and shapes must match ``scores``.
             min_per_layer: Weights every layer keeps at least (0 allows layer collapse).
             spec: The prunable-set rule to record (default: ``previous.spec`` or
                 ``PrunableSpec()``).
+            nm: ``"N:M"`` or ``(N, M)`` with ``1 <= N < M``, or ``None``.
 
         Returns:
             The new mask; layers left empty are listed in ``.collapsed`` and logged.
@@ -178,7 +190,9 @@ class Mask:
         """
         p = check_sparsity(sparsity)
         if scope not in _SCOPES:
-            raise PrunelabError(f"unknown mask scope {scope!r}; valid choices: global, layer")
+            raise PrunelabError(
+                f"unknown mask scope {scope!r}; valid choices: {', '.join(_SCOPES)}"
+            )
         if isinstance(min_per_layer, bool) or not isinstance(min_per_layer, int):
             raise PrunelabError(f"min_per_layer must be an integer >= 0, got {min_per_layer!r}")
         if min_per_layer < 0:
@@ -187,8 +201,12 @@ class Mask:
             raise PrunelabError("scores is empty: the prunable set has no parameters")
         if spec is None:
             spec = previous.spec if previous is not None else PrunableSpec()
-        masks = select(scores, p, scope, previous.masks if previous else None, min_per_layer)
+        pattern = parse_nm(nm)
+        masks = select(
+            scores, p, scope, previous.masks if previous else None, min_per_layer, pattern
+        )
         out = cls(masks, spec)
+        out.nm = pattern
         if out.collapsed:
             log.warning(
                 "layer collapse at sparsity %.4g: no weight kept in %s", p, ", ".join(out.collapsed)

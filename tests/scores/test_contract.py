@@ -26,6 +26,12 @@ proves it with a throwaway criterion). The contract (methods.md §0 and §2,
    weights below every score (methods.md's "scores ``-inf``", implemented as "ranked
    last", which also beats a criterion's own ``-inf``). Checked by scoring a masked copy
    of each case and building masks with ``previous``.
+8. **Reconstruction** (criteria with ``Criterion.reconstruct``, e.g. ``sparsegpt``, which
+   refit the kept weights once a mask is chosen): :func:`~prunelab.scores.reconstruct`
+   returns the mask it applied, with the same count per layer and per output row as the
+   mask it was given and no weight an earlier mask pruned; the model's pruned weights are
+   exactly 0, its other parameters, buffers and modes unchanged; the same call on the
+   same model gives identical weights.
 7. **A refusal is clean**: a criterion may refuse an input it is not defined for
    (``cov_scaled`` off a single linear layer; curvature with a train-mode BatchNorm or
    an active Dropout), but only with a ``PrunelabError`` and with the model untouched;
@@ -46,7 +52,7 @@ from torch import nn
 from prunelab.errors import PrunelabError
 from prunelab.masks import Mask
 from prunelab.prunable import prunable_parameters
-from prunelab.scores import CRITERIA, Criterion, score
+from prunelab.scores import CRITERIA, Criterion, reconstruct, score
 
 # Criteria defined only for particular models get the cases they accept; every other
 # criterion, including any newly registered one, gets every case.
@@ -69,6 +75,7 @@ VARIANTS = {
     "grasp": [{"temperature": 1.0}],
     "synflow": [{"double": True}],
     "cov_scaled": [{"centered": True}],
+    "sparsegpt": [{"adaptive": False, "blocksize": 2, "damp": 0.1}],
 }
 
 # Variants run on one case of each kind (defaults run on every case), to stay fast.
@@ -275,6 +282,48 @@ def test_layout_and_masks(name, hparams, case_name):
 @pytest.mark.parametrize(("name", "hparams", "case_name"), CONTRACT)
 def test_pruned_weights_never_come_back(name, hparams, case_name):
     check_pruned(name, make_case(case_name), hparams)
+
+
+def check_reconstruction(name: str, case: Case, hp: dict) -> None:
+    """Contract 8 on a model masked before (so earlier zeros must stay zeros)."""
+    model = copy.deepcopy(case.model)
+    gen = torch.Generator().manual_seed(7)
+    draws = {
+        n: torch.rand(p.shape, generator=gen, dtype=torch.float64) for n, p in case.params.items()
+    }
+    previous = Mask.from_scores(draws, PREVIOUS_SPARSITY, "row", spec=case.spec)
+    previous.apply(model)
+    scores = run_score(name, case, hp, model=model)
+    mask = Mask.from_scores(scores, 0.6, "row", previous=previous, min_per_layer=0)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    modes = [m.training for m in model.modules()]
+    twin = copy.deepcopy(model)
+    used = reconstruct(model, name, mask, case.batches, **_hparams(name, hp))
+    assert used is not None
+    assert modes == [m.training for m in model.modules()]
+    prunable = prunable_parameters(model, case.spec)
+    for n, keep in used.masks.items():
+        given = mask.masks[n]
+        assert keep.shape == given.shape
+        rows = (lambda t: t.reshape(t.shape[0], -1)) if keep.dim() > 1 else (lambda t: t[None])
+        assert torch.equal(rows(keep).sum(1), rows(given).sum(1)), f"{n}: counts per row changed"
+        assert not bool((keep & ~previous.masks[n]).any()), f"{n}: revived a pruned weight"
+        assert bool((prunable[n].detach()[~keep] == 0).all()), f"{n}: pruned weight not zero"
+    for k, v in model.state_dict().items():
+        if k not in prunable:
+            assert torch.equal(v, state[k]), f"reconstruction changed {k!r}"
+    again = reconstruct(twin, name, mask, case.batches, **_hparams(name, hp))
+    assert again.equal(used)
+    for (k, a), b in zip(model.state_dict().items(), twin.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{k}: not deterministic"
+
+
+RECONSTRUCT = [p for p in CONTRACT if CRITERIA.get(p.values[0]).reconstruct is not None]
+
+
+@pytest.mark.parametrize(("name", "hparams", "case_name"), RECONSTRUCT)
+def test_reconstruction_keeps_the_mask_counts_and_earlier_zeros(name, hparams, case_name):
+    check_reconstruction(name, make_case(case_name), hparams)
 
 
 @pytest.mark.parametrize("name", CRITERIA.names())

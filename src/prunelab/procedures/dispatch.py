@@ -102,6 +102,7 @@ def run_procedure(
         score_batch_size=s.batch_size,
         loss_change=None if s.loss_change == "none" else s.loss_change,
         eval_train=eval_train,
+        **({"nm": s.nm} if s.nm is not None else {}),
         **(hparams or {}),
     )
     if s.kind == "at-init":

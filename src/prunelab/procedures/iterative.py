@@ -34,7 +34,7 @@ from prunelab.procedures._common import (
 from prunelab.procedures.loss_change import SECOND_ORDER, predict_loss_change
 from prunelab.procedures.record import PruneRecord, stage_metrics
 from prunelab.prunable import PrunableSpec, prunable_parameters
-from prunelab.scores import CRITERIA, score
+from prunelab.scores import CRITERIA, reconstruct, score
 from prunelab.scores._common import check_choice
 from prunelab.train import TrainConfig
 
@@ -76,11 +76,14 @@ def prune_steps(
     min_per_layer: int = 1,
     loss_batches: list | None = None,
     loss_change: str | None = None,
+    nm: str | None = None,
 ) -> Mask:
     """The score → mask → apply loop shared by every procedure; fills ``record.step_log``.
 
     Scores are computed in ``eval()`` mode (the caller's modes are restored); the model
-    ends with the final mask applied.
+    ends with the final mask applied. A criterion that refits the kept weights
+    (``sparsegpt``) does so after each mask, on the scoring batches. ``nm="N:M"`` makes
+    every step's mask ``N:M`` (see :meth:`Mask.from_scores`).
     """
     mask = previous if previous is not None else Mask.dense(model, spec)
     schedule = density_schedule(1.0 - sparsity, steps, mask.density)
@@ -95,12 +98,20 @@ def prune_steps(
         finally:
             restore_modes(modes)
         p_t = sparsity if t == steps else 1.0 - density
-        new = Mask.from_scores(scores, p_t, scope, previous=mask, min_per_layer=min_per_layer)
+        new = Mask.from_scores(
+            scores, p_t, scope, previous=mask, min_per_layer=min_per_layer, nm=nm
+        )
         row = {"step": t, "density": new.density, "nnz": new.nnz}
         if loss_change is not None and loss_batches:
             row["loss_change"] = predict_loss_change(
                 model, new, loss_batches, loss_fn, second_order=loss_change
             ).to_dict()
+        # a refitting criterion needs the weights it is about to prune (their error is
+        # what it compensates), so it runs before the mask zeroes them; it applies it
+        refitted = reconstruct(model, criterion, new, batches, **hparams)
+        if refitted is not None:
+            row["reconstructed"] = True
+            new = refitted
         new.apply(model)
         if loss_batches and loss_fn is not None:
             row["loss"] = mean_loss(model, loss_batches, loss_fn)
@@ -131,6 +142,7 @@ def iterative(
     track_loss: bool = True,
     eval_train: bool = True,
     procedure: str = "iterative",
+    nm: str | None = None,
     **hparams,
 ) -> tuple[Mask, PruneRecord]:
     """Prune ``model`` in place in ``steps`` re-scored steps, then optionally fine-tune.
@@ -146,7 +158,7 @@ def iterative(
         loss_fn: Mean-reduced loss (default: the task loss of ``data``).
         data: Dataset for default batches and for the metrics before / right after
             pruning / after fine-tuning.
-        scope: ``"global"`` or ``"layer"`` ranking.
+        scope: ``"global"``, ``"layer"`` or ``"row"`` ranking.
         spec: Prunable set (default: ``previous.spec`` or :class:`PrunableSpec()`).
         previous: A mask to start from; its pruned weights stay pruned.
         min_per_layer: Weights each layer keeps at least.
@@ -158,6 +170,7 @@ def iterative(
         track_loss: Record the loss on the scoring batches after every step.
         eval_train: Also evaluate the training split in the metrics.
         procedure: Name stored in the record.
+        nm: ``"N:M"`` semi-structured masks (e.g. ``"2:4"``; ``sparsity >= 1 - N/M``).
         **hparams: The criterion's hyper-parameters (e.g. ``curvature``, ``locality``).
 
     Returns:
@@ -208,7 +221,10 @@ def iterative(
         min_per_layer=min_per_layer,
         loss_batches=loss_batches,
         loss_change=loss_change,
+        nm=nm,
     )
+    if nm is not None:
+        record.extra["nm"] = nm
     if not track_loss:
         for row in record.step_log:
             row.pop("loss", None)

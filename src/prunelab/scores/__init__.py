@@ -8,9 +8,11 @@ from prunelab.scores import (
     baselines,  # noqa: F401  (registers magnitude, random)
     cov_scaled,  # noqa: F401  (registers cov_scaled)
     pai,  # noqa: F401  (snip, grasp, fisher_pai, hutchinson_pai)
+    sparsegpt,  # noqa: F401  (registers sparsegpt)
     synflow,  # noqa: F401  (registers synflow)
     taylor,  # noqa: F401  (registers taylor1, obd, taylor2)
+    wanda,  # noqa: F401  (registers wanda)
 )
-from prunelab.scores.base import CRITERIA, Criterion, score
+from prunelab.scores.base import CRITERIA, Criterion, reconstruct, score
 
-__all__ = ["CRITERIA", "Criterion", "score"]
+__all__ = ["CRITERIA", "Criterion", "reconstruct", "score"]

@@ -34,6 +34,13 @@ class Criterion:
         hparams: Frozen dataclass type of the criterion's hyper-parameters.
         needs_data: Whether ``batches`` and ``loss_fn`` are required.
         summary: One line for ``--help`` and reports.
+        reconstruct: For criteria that also refit the kept weights once a mask is chosen
+            (``sparsegpt``): ``reconstruct(model, params, batches, mask, hparams)`` updates
+            the prunable weights in place, pruned ones to exactly 0, and returns the
+            ``{name: bool tensor}`` mask it used (the same counts per row as ``mask``, and
+            only weights that ``mask`` keeps or that are still non-zero);
+            ``None`` for the rest. Called by :func:`reconstruct`, which the procedures
+            call after every mask.
     """
 
     name: str
@@ -41,6 +48,7 @@ class Criterion:
     hparams: type
     needs_data: bool
     summary: str
+    reconstruct: Callable[..., None] | None = None
 
     def make_hparams(self, **values) -> object:
         """Build the hparams dataclass, naming any unknown key and the valid ones."""
@@ -98,3 +106,51 @@ def score(
         if not torch.isfinite(value).all():
             raise PrunelabError(f"criterion {criterion!r} produced non-finite scores in {name!r}")
     return scores
+
+
+def reconstruct(
+    model: nn.Module,
+    criterion: str,
+    mask,
+    batches: Iterable[tuple[Tensor, Tensor]] | None = None,
+    **hparams,
+):
+    """Refit the kept weights of ``model`` for ``mask`` if ``criterion`` does so (in place).
+
+    Call it **before** applying ``mask``: the weights about to be pruned still hold their
+    values, whose removal error the refit compensates. Criteria without a reconstruction
+    step leave the model alone; the others use it in ``eval()`` mode (its modes are
+    restored) and leave it with ``mask`` applied.
+
+    Args:
+        model: The network.
+        criterion: A name in :data:`CRITERIA`.
+        mask: The :class:`~prunelab.masks.Mask` just chosen.
+        batches: Calibration ``(x, y)`` batches.
+        **hparams: The criterion's hyper-parameters.
+
+    Returns:
+        The mask applied (a new :class:`~prunelab.masks.Mask` with the same spec, or
+        ``mask`` itself), or ``None`` when the criterion has no reconstruction step.
+    """
+    crit = CRITERIA.get(criterion)
+    if crit.reconstruct is None:
+        return None
+    batch_list = list(batches) if batches is not None else []
+    if not batch_list:
+        raise PrunelabError(f"criterion {criterion!r} needs calibration batches to reconstruct")
+    hp = crit.make_hparams(**hparams)
+    params = prunable_parameters(model, mask.spec)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        used = crit.reconstruct(model, params, batch_list, mask, hp)
+    finally:
+        for m, training in modes:
+            m.training = training
+    if used is not None:
+        out = type(mask)(used, mask.spec)
+        out.nm = getattr(mask, "nm", None)
+        mask = out
+    mask.apply(model)
+    return mask
