@@ -20,6 +20,7 @@ from torch.nn.utils import parametrize
 
 from prunelab._io import atomic_directory, atomic_write_json, check_writable, clean_stale
 from prunelab._version import __version__
+from prunelab.device import resolve_device
 from prunelab.errors import PrunelabError
 from prunelab.masks import Mask, torch_prune_hooks
 from prunelab.models import build_from_spec
@@ -198,11 +199,13 @@ def load_meta(path: str | Path) -> dict:
     return meta
 
 
-def load(path: str | Path) -> tuple[nn.Module, Mask, dict]:
+def load(path: str | Path, device: str | None = None) -> tuple[nn.Module, Mask, dict]:
     """Rebuild a model and its mask from a checkpoint directory.
 
     Args:
         path: A directory written by :func:`save`.
+        device: Where to put the model (see :func:`prunelab.device.resolve_device`;
+            default the CPU).
 
     Returns:
         ``(model, mask, meta)``; the model is in ``eval()`` mode with the mask applied.
@@ -235,6 +238,7 @@ def load(path: str | Path) -> tuple[nn.Module, Mask, dict]:
         mask = Mask.from_state_dict(mask_state, spec, model=model)
     except PrunelabError as exc:
         raise PrunelabError(f"checkpoint {str(path)!r}: {exc}") from None
+    model.to(resolve_device(device))
     mask.apply(model)
     model.eval()
     return model, mask, meta

@@ -9,6 +9,7 @@ import numbers
 import re
 import sys
 
+from prunelab.device import DEVICES
 from prunelab.errors import PrunelabError
 from prunelab.prunable import PrunableSpec
 from prunelab.schema import fields, flag
@@ -127,6 +128,12 @@ def train_config(args: argparse.Namespace, **values) -> TrainConfig:
     """The validated :class:`TrainConfig` of the parsed training flags."""
     progress = sys.stderr.isatty() and not getattr(args, "json", False)
     return from_arguments(TrainConfig, args, seed=args.seed, progress=progress, **values).validate()
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    """``--device``: where the model and every product live (nothing hard-codes CUDA)."""
+    p.add_argument("--device", default="cpu",
+                   help=f"{' | '.join(DEVICES)} (auto: a GPU when one is visible)")  # fmt: skip
 
 
 def add_prunable_args(p: argparse.ArgumentParser) -> None:

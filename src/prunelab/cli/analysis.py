@@ -8,6 +8,7 @@ import sys
 from prunelab.cli._common import (
     Formatter,
     add_data_option_arg,
+    add_device,
     add_settings,
     emit,
     estimate_text,
@@ -15,6 +16,7 @@ from prunelab.cli._common import (
     parse_hparams,
     pos_int,
 )
+from prunelab.cli._launch import add_nproc
 from prunelab.cli._table import text_table
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.experiments import jobs
@@ -54,7 +56,7 @@ def _spectrum(args: argparse.Namespace) -> int:
     settings = from_arguments(SpectrumSettings, args)
     res = jobs.spectrum_job(
         args.checkpoint, settings, args.seed, args.data_dir, progress=_progress(args),
-        data_options=parse_data_options(args.data_option),
+        data_options=parse_data_options(args.data_option), device=args.device,
     )  # fmt: skip
     tr = res["trace"]
     text = (
@@ -75,7 +77,7 @@ def _limit(args: argparse.Namespace) -> int:
     res = jobs.limit_job(
         args.checkpoint, from_arguments(LimitSettings, args), args.method, actual, args.seed,
         args.data_dir, data_options=parse_data_options(args.data_option),
-        progress=_progress(args),
+        progress=_progress(args), device=args.device,
     )  # fmt: skip
     text = (
         f"{args.checkpoint}: predicted pruning limit (sparsity = fraction removed)\n\n"
@@ -91,6 +93,7 @@ def _score(args: argparse.Namespace) -> int:
     res = jobs.score_job(
         args.checkpoint, args.criterion, parse_hparams(args.hparam), samples=args.samples,
         data_dir=args.data_dir, data_options=parse_data_options(args.data_option),
+        device=args.device,
     )  # fmt: skip
     text = f"{args.criterion} scores of {args.checkpoint}\n\n" + text_table(res["layers"])
     emit(args, res, text + "\n\nwrote " + ", ".join(res["files"]))
@@ -99,10 +102,12 @@ def _score(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="checkpoint directory")
+    add_nproc(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the stochastic estimators")
     p.add_argument("--data-dir", default=None, help="override the stored dataset directory")
     add_data_option_arg(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_device(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,6 +8,7 @@ from prunelab import data as datasets
 from prunelab.cli._common import (
     Formatter,
     add_data_option_arg,
+    add_device,
     add_prunable_args,
     add_settings,
     emit,
@@ -39,7 +40,7 @@ def _train(args: argparse.Namespace) -> int:
     data = datasets.load(args.data, seed=args.seed, data_dir=args.data_dir, **options)
     meta = jobs.train_job(
         args.model, data, cfg, args.out, spec=prunable_spec(args), weights=args.weights,
-        force=args.force,
+        force=args.force, device=args.device,
     )  # fmt: skip
     dense = meta["metrics"]["dense"]
     emit(
@@ -55,7 +56,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     payload = jobs.evaluate_job(
-        args.checkpoint, args.split, args.data_dir, parse_data_options(args.data_option)
+        args.checkpoint,
+        args.split,
+        args.data_dir,
+        parse_data_options(args.data_option),
+        device=args.device,
     )
     text = (
         f"{args.checkpoint}: {args.split} accuracy {payload['accuracy']:.2f}%, loss "
@@ -90,7 +95,7 @@ def _prune(args: argparse.Namespace) -> int:
         args.checkpoint, args.criterion, args.sparsity, settings,
         hparams=_criterion_hparams(args), finetune=finetune, out=args.out,
         data_dir=args.data_dir, data_options=parse_data_options(args.data_option),
-        force=args.force,
+        force=args.force, device=args.device,
     ).meta  # fmt: skip
     rec = meta["record"]
     stages = ("dense", "after_prune", "after_finetune")
@@ -156,6 +161,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--force", action="store_true", help="replace a different run in --out")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_device(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint", formatter_class=Formatter)
@@ -164,6 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", default=None, help="override the stored dataset directory")
     add_data_option_arg(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_device(p)
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
@@ -199,6 +206,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="checkpoint directory to write")
     p.add_argument("--force", action="store_true", help="replace a different run in --out")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_device(p)
     p.set_defaults(func=_prune)
 
     p = sub.add_parser(

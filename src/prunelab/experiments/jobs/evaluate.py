@@ -14,6 +14,7 @@ def evaluate_job(
     split: str = "test",
     data_dir: str | Path | None = None,
     data_options: dict | None = None,
+    device: str | None = None,
 ) -> dict:
     """Evaluate a checkpoint on ``split`` of the data it was trained on.
 
@@ -23,7 +24,7 @@ def evaluate_job(
         Accuracy (%), loss, sparsity, ``nnz`` / ``total``, compression ratio and the
         per-layer table.
     """
-    model, mask, meta = checkpoint.load(ckpt)
+    model, mask, meta = checkpoint.load(ckpt, device)
     metrics = evaluate(
         model, load_data(meta.get("data"), data_dir, options=data_options), split=split
     )

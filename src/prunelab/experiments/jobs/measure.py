@@ -19,7 +19,7 @@ from prunelab import checkpoint, curvature, limits
 from prunelab._io import atomic_write_bytes, atomic_write_json, check_writable
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.errors import PrunelabError
-from prunelab.experiments.files import report_dir
+from prunelab.experiments.files import main_process, report_dir
 from prunelab.experiments.jobs.data import load_data
 from prunelab.experiments.report import html, plots
 from prunelab.experiments.report.spectrum import write_spectrum_report
@@ -201,9 +201,9 @@ def limit_rows(found: dict) -> list[dict]:
     return rows
 
 
-def _load(ckpt, data_dir, data_options=None, part=None):
-    """Model, mask and data of ``ckpt``; refuses a ``report/<part>`` it cannot write first."""
-    model, mask, meta = checkpoint.load(ckpt)
+def _load(ckpt, data_dir, data_options=None, part=None, device=None):
+    """Model (on ``device``), mask and data of ``ckpt``; refuses an unwritable ``report/<part>``."""
+    model, mask, meta = checkpoint.load(ckpt, device)
     if part is not None:
         check_writable(report_dir(ckpt, part))
     return model, mask, load_data(meta.get("data"), data_dir, options=data_options)
@@ -217,6 +217,7 @@ def spectrum_job(
     data_options: dict | None = None,
     *,
     progress: bool = False,
+    device: str | None = None,
 ) -> dict:
     """SLQ spectrum of a checkpoint's curvature over its prunable set.
 
@@ -227,10 +228,12 @@ def spectrum_job(
     Returns:
         The :class:`~prunelab.curvature.SpectrumSummary` as a dict plus ``files``.
     """
-    model, mask, data = _load(ckpt, data_dir, data_options, "spectrum")
+    model, mask, data = _load(ckpt, data_dir, data_options, "spectrum", device)
     summary = spectrum(
         model, data, settings or SpectrumSettings(), seed, mask.spec, progress=progress
     )
+    if not main_process():  # torchrun: every rank has the numbers, rank 0 writes them
+        return {**summary.to_dict(), "files": {}}
     files = write_spectrum_report(summary, report_dir(ckpt, "spectrum"))
     return {**summary.to_dict(), "files": {k: str(v) for k, v in files.items()}}
 
@@ -245,6 +248,7 @@ def limit_job(
     data_options: dict | None = None,
     *,
     progress: bool = False,
+    device: str | None = None,
 ) -> dict:
     """Predict a checkpoint's pruning limit and, given ``actual``, measure the real one.
 
@@ -257,7 +261,7 @@ def limit_job(
     """
     if method not in LIMIT_METHODS:
         raise PrunelabError(f"unknown limit method {method!r}; valid: {', '.join(LIMIT_METHODS)}")
-    model, mask, data = _load(ckpt, data_dir, data_options, "limit")
+    model, mask, data = _load(ckpt, data_dir, data_options, "limit", device)
     methods = ["gaussian-width", "certified", "cosine"] if method == "all" else [method]
     found = predictions(
         model, data, methods + (["actual"] if actual is not None else []), limit=settings,
@@ -265,6 +269,8 @@ def limit_job(
     )  # fmt: skip
     out = report_dir(ckpt, "limit")
     files = []
+    if not main_process():  # torchrun: rank 0 alone writes
+        return {"checkpoint": str(ckpt), "rows": limit_rows(found), "files": []}
     if "gaussian-width" in found:
         curve = found["gaussian-width"]["curve"]
         files.append(
@@ -310,6 +316,7 @@ def score_job(
     samples: int = PruneSettings.samples,
     data_dir: str | Path | None = None,
     data_options: dict | None = None,
+    device: str | None = None,
 ) -> dict:
     """Score every prunable weight of a checkpoint and save the scores and a histogram.
 
@@ -321,7 +328,7 @@ def score_job(
     """
     crit = CRITERIA.get(criterion)
     hp = dataclasses.asdict(crit.make_hparams(**(hparams or {})))
-    model, mask, meta = checkpoint.load(ckpt)
+    model, mask, meta = checkpoint.load(ckpt, device)
     check_writable(report_dir(ckpt, "scores"))
     batches = loss_fn = None
     if crit.needs_data:
@@ -332,6 +339,8 @@ def score_job(
         )
     scores = score(model, criterion, batches, loss_fn, spec=mask.spec, **hp)
     out = report_dir(ckpt, "scores")
+    if not main_process():  # torchrun: rank 0 alone writes
+        return {"criterion": criterion, "hparams": hp, "layers": [], "files": []}
     tensors = {k: v.detach().cpu().contiguous() for k, v in scores.items()}
     st = atomic_write_bytes(out / f"{criterion}.safetensors", save_tensors(tensors))
     alive = torch.cat([v[mask.masks[k]].flatten().double() for k, v in tensors.items()])

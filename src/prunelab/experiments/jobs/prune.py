@@ -65,6 +65,7 @@ def prune_job(
     data_options: dict | None = None,
     spec: PrunableSpec | None = None,
     force: bool = False,
+    device: str | None = None,
 ) -> PruneOutcome:
     """Prune a checkpoint (or a model in memory), optionally fine-tune, optionally save.
 
@@ -82,6 +83,7 @@ def prune_job(
         data_options: Loader options overriding the stored ones (e.g. ``verify_counts``).
         spec: Prunable set of a model in memory (a checkpoint brings its own).
         force: Replace an existing different run in ``out``.
+        device: Where a checkpoint's model is put (``cpu``, ``cuda``, ``auto``).
 
     Returns:
         A :class:`PruneOutcome`.
@@ -95,7 +97,7 @@ def prune_job(
         model, parent_meta = source
         parent_mask = None
     else:
-        model, parent_mask, parent_meta = checkpoint.load(source)
+        model, parent_mask, parent_meta = checkpoint.load(source, device)
     parent_meta = parent_meta or {}
     record_settings = {
         "criterion": criterion,

@@ -20,6 +20,7 @@ from prunelab import checkpoint, models
 from prunelab import data as datasets
 from prunelab._hashing import stable_hash
 from prunelab._model_errors import check_model_fits
+from prunelab.device import resolve_device
 from prunelab.experiments.jobs.metrics import nonfinite, weight_statistics
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec
@@ -55,6 +56,7 @@ def train_job(
     weights: str | Path | None = None,
     force: bool = False,
     extra: dict | None = None,
+    device: str | None = None,
 ) -> dict:
     """Build a model, train it densely and save a checkpoint.
 
@@ -67,6 +69,7 @@ def train_job(
         weights: Optional ``state_dict`` file to start from (user models).
         force: Replace an existing different run in ``out``.
         extra: More ``meta.json`` keys (e.g. a sweep's dense hash).
+        device: Where the model is built and trained (``cpu``, ``cuda``, ``auto``).
 
     Returns:
         The checkpoint's ``meta`` dict.
@@ -81,7 +84,7 @@ def train_job(
     run_id = run_identity(model_name, data, config, spec, weights)
     checkpoint.check_output_dir(out, run_id, force)
     torch.manual_seed(config.seed)  # the initialisation is part of the run's identity
-    model = models.build(model_name, data)
+    model = models.build(model_name, data).to(resolve_device(device))
     if weights:
         models.load_user_weights(model, weights)
     check_model_fits(model, data, loss_function(data), model_name)  # before any training
