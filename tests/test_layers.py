@@ -28,7 +28,7 @@ LAYERS = [
     {"procedures"},
     {"limits"},
     {"experiments"},
-    {"cli", "__init__"},
+    {"cli", "__init__", "__main__"},
 ]
 
 
