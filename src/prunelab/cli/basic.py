@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from prunelab import data as datasets
 from prunelab.cli._common import (
@@ -96,6 +97,7 @@ def _prune(args: argparse.Namespace) -> int:
         hparams=_criterion_hparams(args), finetune=finetune, out=args.out,
         data_dir=args.data_dir, data_options=parse_data_options(args.data_option),
         force=args.force, device=args.device,
+        progress=sys.stderr.isatty() and not args.json,
     ).meta  # fmt: skip
     rec = meta["record"]
     stages = ("dense", "after_prune", "after_finetune")
@@ -118,7 +120,10 @@ def _prune(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from prunelab.experiments.demo.run import run_demo
 
-    result = run_demo(args.out, seed=args.seed, epochs=args.epochs, workers=args.workers)
+    result = run_demo(
+        args.out, seed=args.seed, epochs=args.epochs, workers=args.workers,
+        progress=sys.stderr.isatty() and not args.json,
+    )  # fmt: skip
     dense = ", ".join(f"{k} {v['accuracy']:.2f}%" for k, v in result.dense.items())
     limit_cols = ["model", "method", "prediction", "spread", "lower", "actual", "delta_pp"]
     ft = [r for r in result.criteria if r["stage"] == "after fine-tune"]

@@ -56,6 +56,7 @@ def run_procedure(
     finetune: TrainConfig | None = None,
     parent_meta: dict | None = None,
     eval_train: bool = True,
+    progress: bool = False,
     **overrides,
 ) -> tuple[Mask, PruneRecord]:
     """Prune ``model`` in place as ``settings`` say, fine-tune, and record everything.
@@ -74,6 +75,7 @@ def run_procedure(
         parent_meta: The checkpoint's ``meta.json``; at-init on a trained parent gives a
             recorded warning, and LOMP's ``ℓ1`` defaults to the parent's training one.
         eval_train: Also evaluate the training split.
+        progress: Draw a bar of the scoring steps on stderr (not a setting).
         **overrides: :class:`PruneSettings` fields replacing those of ``settings``
             (``steps=3``, ``kind="at-init"``, ...).
 
@@ -102,6 +104,7 @@ def run_procedure(
         score_batch_size=s.batch_size,
         loss_change=None if s.loss_change == "none" else s.loss_change,
         eval_train=eval_train,
+        progress=progress,
         **({"nm": s.nm} if s.nm is not None else {}),
         **(hparams or {}),
     )

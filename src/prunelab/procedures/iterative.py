@@ -19,6 +19,7 @@ import time
 from torch import nn
 
 from prunelab._evaluate import restore_modes, save_modes
+from prunelab._progress import progress_bar
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.masks import Mask
@@ -77,6 +78,7 @@ def prune_steps(
     loss_batches: list | None = None,
     loss_change: str | None = None,
     nm: str | None = None,
+    progress: bool = False,
 ) -> Mask:
     """The score → mask → apply loop shared by every procedure; fills ``record.step_log``.
 
@@ -89,7 +91,9 @@ def prune_steps(
     schedule = density_schedule(1.0 - sparsity, steps, mask.density)
     record.densities = list(schedule)
     started = time.perf_counter()
+    bar = progress_bar(len(schedule), f"scoring ({criterion})", progress)
     for t, density in enumerate(schedule, start=1):
+        bar.update()
         mask.apply(model)  # re-score at the masked point
         modes = save_modes(model)
         model.eval()
@@ -118,6 +122,7 @@ def prune_steps(
         record.step_log.append(row)
         log.debug("step %d/%d: density %.5g", t, steps, new.density)
         mask = new
+    bar.close()
     record.seconds["scoring"] = time.perf_counter() - started
     return mask
 
@@ -143,6 +148,7 @@ def iterative(
     eval_train: bool = True,
     procedure: str = "iterative",
     nm: str | None = None,
+    progress: bool = False,
     **hparams,
 ) -> tuple[Mask, PruneRecord]:
     """Prune ``model`` in place in ``steps`` re-scored steps, then optionally fine-tune.
@@ -170,6 +176,7 @@ def iterative(
         track_loss: Record the loss on the scoring batches after every step.
         eval_train: Also evaluate the training split in the metrics.
         procedure: Name stored in the record.
+        progress: Draw a bar of the scoring steps on stderr (not a setting).
         nm: ``"N:M"`` semi-structured masks (e.g. ``"2:4"``; ``sparsity >= 1 - N/M``).
         **hparams: The criterion's hyper-parameters (e.g. ``curvature``, ``locality``).
 
@@ -222,6 +229,7 @@ def iterative(
         loss_batches=loss_batches,
         loss_change=loss_change,
         nm=nm,
+        progress=progress,
     )
     if nm is not None:
         record.extra["nm"] = nm

@@ -93,7 +93,11 @@ def _criteria_rows(runs: list[dict]) -> list[dict]:
 
 
 def run_demo(
-    out: str | Path, seed: int = 0, epochs: int | None = None, workers: int = 1
+    out: str | Path,
+    seed: int = 0,
+    epochs: int | None = None,
+    workers: int = 1,
+    progress: bool = False,
 ) -> DemoResult:
     """Run (or resume) the demo sweep and write its report and headline page.
 
@@ -102,6 +106,7 @@ def run_demo(
         seed: Seed of the data order, initialisation and estimators.
         epochs: Dense training epochs (default: the config's 30).
         workers: Sweep worker processes (``<= 1``: this process).
+        progress: Draw the sweep's bar of jobs (training, runs, predictions) on stderr.
 
     Returns:
         The measured :class:`DemoResult`.
@@ -114,7 +119,7 @@ def run_demo(
     with tempfile.TemporaryDirectory() as tmp:  # the sweep keeps its own copy, config.toml
         config_path = Path(tmp) / CONFIG.name
         config_path.write_text(demo_config(seed, epochs), encoding="utf-8")
-        run_sweep(config_path, out, workers=workers, progress=False)
+        run_sweep(config_path, out, workers=workers, progress=progress)
     seconds = {"sweep": time.perf_counter() - t0}
     build_report(out)
     data = load_sweep(out)

@@ -66,6 +66,7 @@ def prune_job(
     spec: PrunableSpec | None = None,
     force: bool = False,
     device: str | None = None,
+    progress: bool = False,
 ) -> PruneOutcome:
     """Prune a checkpoint (or a model in memory), optionally fine-tune, optionally save.
 
@@ -84,6 +85,7 @@ def prune_job(
         spec: Prunable set of a model in memory (a checkpoint brings its own).
         force: Replace an existing different run in ``out``.
         device: Where a checkpoint's model is put (``cpu``, ``cuda``, ``auto``).
+        progress: Draw a bar of the scoring steps on stderr (never part of the run id).
 
     Returns:
         A :class:`PruneOutcome`.
@@ -116,7 +118,7 @@ def prune_job(
     mask, record = run_procedure(
         model, data, criterion, sparsity, settings, hparams=hp,
         spec=parent_mask.spec if parent_mask is not None else spec, previous=parent_mask,
-        finetune=finetune, parent_meta=parent_meta,
+        finetune=finetune, parent_meta=parent_meta, progress=progress,
     )  # fmt: skip
     meta = {
         "run_id": run_id,
