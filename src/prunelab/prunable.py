@@ -11,9 +11,12 @@ its tensor, so it is excluded too; any tensor shared by several layers is counte
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 from torch import nn
+
+from prunelab.errors import PrunelabError
 
 _PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -33,6 +36,28 @@ class PrunableSpec:
     def to_dict(self) -> dict:
         """Plain-dict form for ``meta.json``."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "prunable set") -> PrunableSpec:
+        """Read back :meth:`to_dict` (e.g. ``meta.json``'s ``prunable``), checking every key.
+
+        Raises:
+            PrunelabError: Not a dict, an unknown key, or a value that is not a boolean
+                (``where`` names what was read).
+
+        Example:
+            >>> PrunableSpec.from_dict({"include_bias": True}).include_bias
+            True
+        """
+        valid = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(data, dict):
+            raise PrunelabError(f"{where}: expected a dict with keys {', '.join(valid)}")
+        for key, value in data.items():
+            if key not in valid:
+                raise PrunelabError(f"{where}: unknown key {key!r}; valid: {', '.join(valid)}")
+            if not isinstance(value, bool):
+                raise PrunelabError(f"{where}: {key} must be true or false, got {value!r}")
+        return cls(**data)
 
     def describe(self) -> str:
         """One-line human description for reports."""
