@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -43,3 +45,13 @@ def test_cuda_without_a_gpu_is_one_line(ckpt, command, capsys, tmp_path):
 def test_auto_runs_where_it_can(ckpt, capsys):
     assert main(["eval", str(ckpt), "--device", "auto", "--json"]) == 0
     assert '"accuracy"' in capsys.readouterr().out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
+def test_sweep_and_demo_refuse_cuda_without_a_gpu_before_writing(tmp_path, capsys):
+    tiny = str(Path(__file__).resolve().parents[2] / "experiments" / "tiny.toml")
+    assert main(["sweep", tiny, "--out", str(tmp_path / "s"), "--device", "cuda"]) == 2
+    assert main(["demo", "--out", str(tmp_path / "d"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("no CUDA GPU is visible" in line for line in err)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "d").exists()

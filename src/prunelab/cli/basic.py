@@ -122,7 +122,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     result = run_demo(
         args.out, seed=args.seed, epochs=args.epochs, workers=args.workers,
-        progress=sys.stderr.isatty() and not args.json,
+        progress=sys.stderr.isatty() and not args.json, device=args.device,
     )  # fmt: skip
     dense = ", ".join(f"{k} {v['accuracy']:.2f}%" for k, v in result.dense.items())
     limit_cols = ["model", "method", "prediction", "spread", "lower", "actual", "delta_pp"]
@@ -223,4 +223,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed")
     p.add_argument("--workers", type=nonneg_int, default=1, help="sweep worker processes")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_device(p)
     p.set_defaults(func=_demo)

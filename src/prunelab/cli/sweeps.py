@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prunelab.cli._common import Formatter, emit, nonneg_int
+from prunelab.cli._common import Formatter, add_device, emit, nonneg_int
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def _sweep(args: argparse.Namespace) -> int:
     s = run_sweep(
         args.config, out=args.out, workers=max(args.workers, 1), force=args.force,
         progress=sys.stderr.isatty() and not args.json, executor=args.executor,
-        address=args.address,
+        address=args.address, device=args.device,
     )  # fmt: skip
     text = (
         f"sweep {s.name} ({s.config_hash}) in {s.out}: {s.runs_total} runs, "
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Ray cluster to join (default: start a local one)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="start over in a dir of another config")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    add_device(p)
     p.set_defaults(func=_sweep)
 
     p = sub.add_parser("report", help="HTML report (plots + CSV) of a sweep directory",

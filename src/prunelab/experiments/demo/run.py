@@ -24,6 +24,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunelab.device import resolve_device
 from prunelab.experiments.jobs import limit_rows
 from prunelab.experiments.report.data import dense_tags, load_sweep
 from prunelab.experiments.report.page import build_report
@@ -98,6 +99,7 @@ def run_demo(
     epochs: int | None = None,
     workers: int = 1,
     progress: bool = False,
+    device: str = "cpu",
 ) -> DemoResult:
     """Run (or resume) the demo sweep and write its report and headline page.
 
@@ -107,6 +109,7 @@ def run_demo(
         epochs: Dense training epochs (default: the config's 30).
         workers: Sweep worker processes (``<= 1``: this process).
         progress: Draw the sweep's bar of jobs (training, runs, predictions) on stderr.
+        device: Where the models live (``cpu``, ``cuda``, ``auto``).
 
     Returns:
         The measured :class:`DemoResult`.
@@ -114,12 +117,13 @@ def run_demo(
     from prunelab.experiments.demo.section import write_demo_page
 
     t0 = time.perf_counter()
+    resolve_device(device)  # a bad device fails before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:  # the sweep keeps its own copy, config.toml
         config_path = Path(tmp) / CONFIG.name
         config_path.write_text(demo_config(seed, epochs), encoding="utf-8")
-        run_sweep(config_path, out, workers=workers, progress=progress)
+        run_sweep(config_path, out, workers=workers, progress=progress, device=device)
     seconds = {"sweep": time.perf_counter() - t0}
     build_report(out)
     data = load_sweep(out)

@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from prunelab._io import atomic_write_json, atomic_write_text
 from prunelab._version import __version__
+from prunelab.device import resolve_device
 from prunelab.errors import PrunelabError
 from prunelab.experiments.files import (
     CONFIG_FILE,
@@ -179,6 +180,7 @@ def run_sweep(
     progress: bool = True,
     executor: str = "local",
     address: str | None = None,
+    device: str = "cpu",
 ) -> SweepSummary:
     """Run (or resume) the sweep of a TOML config.
 
@@ -191,6 +193,8 @@ def run_sweep(
         executor: ``local`` (this process or a process pool) or ``ray`` (Ray tasks; see
             :mod:`prunelab.experiments.sweep.executors`).
         address: Ray cluster to join (``None``: start a local one with ``workers`` CPUs).
+        device: Where every job's model lives (``cpu``, ``cuda``, ``auto``); not part of
+            any run's identity.
 
     Returns:
         A :class:`~prunelab.experiments.sweep.plan.SweepSummary`.
@@ -202,6 +206,7 @@ def run_sweep(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise PrunelabError(f"workers must be an integer >= 0, got {workers!r}")
     check_executor(executor, address)
+    resolve_device(device)  # a bad device fails before anything is written
     config = load_config(config_path)
     text = Path(config_path).read_text(encoding="utf-8")
     out = Path(out) if out is not None else Path("runs") / config.name
@@ -215,12 +220,17 @@ def run_sweep(
             _record_threads(store, workers, config.threads)
             plan = SweepPlan(config, out / DENSE_DIR, store)
             with torch_threads(config.threads if workers <= 1 else None):
-                _execute(plan, workers, progress, executor, address)
+                _execute(plan, workers, progress, executor, address, device)
             return plan.summary(out, time.perf_counter() - start)
 
 
 def _execute(
-    plan: SweepPlan, workers: int, progress: bool, executor_name: str, address: str | None
+    plan: SweepPlan,
+    workers: int,
+    progress: bool,
+    executor_name: str,
+    address: str | None,
+    device: str = "cpu",
 ) -> None:
     heap: list = []
     seq = itertools.count()
@@ -244,7 +254,7 @@ def _execute(
         while heap or executor.busy():
             while heap and executor.has_room():
                 _, order, (kind, key), job = heapq.heappop(heap)
-                executor.submit((kind, order, key), job)
+                executor.submit((kind, order, key), {**job, "device": device})
             (kind, _, key), result = executor.next_result()
             for follow in plan.complete(kind, key, result):
                 push(*follow)

@@ -18,6 +18,7 @@ import torch
 
 from prunelab import checkpoint, models
 from prunelab.curvature.settings import SpectrumSettings
+from prunelab.device import resolve_device
 from prunelab.experiments.jobs import load_data, predictions, prune_job, train_job
 from prunelab.experiments.jobs.metrics import nonfinite, run_metrics
 from prunelab.limits.linear_theory import simulate_linear_pruning
@@ -64,6 +65,7 @@ def _train_dense(job: dict) -> dict:
         spec["model"], data, TrainConfig(**spec["train"]), job["path"],
         spec=PrunableSpec(**spec["prunable"]), force=True,
         extra={"sweep_dense_hash": job["hash"], "sweep_dense": spec},
+        device=job.get("device"),
     )  # fmt: skip
     history = [{k: v for k, v in row.items() if k != "seconds"} for row in meta["history"]]
     return {**meta["metrics"], "history": history}
@@ -97,7 +99,7 @@ def _prune(job: dict) -> dict:
     settings = PruneSettings(**proc)
     if settings.kind in FROM_INIT:  # prune the seeded initialisation, then train
         torch.manual_seed(run["seed"])
-        source = (models.build(run["model"], data), None)
+        source = (models.build(run["model"], data).to(resolve_device(job.get("device"))), None)
         finetune = TrainConfig(**run["train"])
     else:
         source = job["dense_path"]
@@ -107,6 +109,7 @@ def _prune(job: dict) -> dict:
     outcome = prune_job(
         source, run["criterion"], job["sparsity"], settings, hparams=run["hparams"],
         finetune=finetune, data=data, spec=PrunableSpec(**run["prunable"]),
+        device=job.get("device"),
     )  # fmt: skip
     return run_metrics(outcome.record, outcome.mask, outcome.model, data)
 
@@ -138,7 +141,7 @@ def predict(job: dict) -> dict:
         seed=job["seed"],
     )
     try:
-        model, _, _ = checkpoint.load(job["dense_path"])
+        model, _, _ = checkpoint.load(job["dense_path"], job.get("device"))
         data = load_data(job["data"], job["data_dir"], cache=True)
         for name in settings["methods"]:
             try:
