@@ -17,8 +17,8 @@ options it ablates, and ``nm="2:4"`` its semi-structured setting.
     >>> with torch.no_grad():
     ...     _ = net.weight.copy_(torch.tensor([[1.0, -1.0]]))
     >>> x = torch.tensor([[3.0, 0.0], [4.0, 1.0]])
-    >>> score(net, "wanda", [(x, torch.zeros(2))], lambda o, y: o.sum())["weight"]
-    tensor([[5., 1.]])
+    >>> score(net, "wanda", [(x, torch.zeros(2))], lambda o, y: o.sum())["weight"].tolist()
+    [[5.0, 1.0]]
 """
 
 from __future__ import annotations
