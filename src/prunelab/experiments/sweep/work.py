@@ -160,7 +160,7 @@ def predict(job: dict) -> dict:
 
 
 def _study(job: dict) -> dict:
-    s = {k: v for k, v in job.items() if k != "kind"}
+    s = {k: v for k, v in job.items() if k not in ("kind", "device")}  # numpy: no device
     return simulate_linear_pruning(
         s.pop("sparsities"), s.pop("seeds"), methods=s.pop("methods"), **s
     ).to_dict()
