@@ -42,3 +42,14 @@ def _seed_everything():
     """Make every test start from the same global RNG state."""
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Run on one thread (tiny models; OpenMP barriers slow them 5-10x on a busy box)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

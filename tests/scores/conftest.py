@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from score_cases import CASE_NAMES, Case, make_case
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run on one thread (tiny models; OpenMP barriers slow them 5-10x on a busy box)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+def _one_thread(one_thread):
+    """Every test here on one thread (the fixture lives in ``tests/conftest.py``)."""
+    yield
 
 
 @pytest.fixture(params=CASE_NAMES)
