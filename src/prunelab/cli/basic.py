@@ -23,10 +23,11 @@ from prunelab.cli._common import (
     sparsity_arg,
     train_config,
 )
-from prunelab.cli._table import text_table
+from prunelab.cli._table import metrics_text, text_table
 from prunelab.experiments import jobs
 from prunelab.experiments.jobs.data import check_data_options
 from prunelab.procedures import PruneSettings
+from prunelab.procedures.record import per_block, stage_rows
 from prunelab.schema.cli import from_arguments
 from prunelab.scores import CRITERIA
 from prunelab.train_config import TrainConfig
@@ -48,8 +49,7 @@ def _train(args: argparse.Namespace) -> int:
         args,
         meta,
         f"trained {args.model} on {args.data} for {cfg.epochs} epochs in "
-        f"{meta['seconds']:.1f} s: test accuracy {dense['accuracy']:.2f}%, "
-        f"loss {dense['loss']:.4f}\n"
+        f"{meta['seconds']:.1f} s: {metrics_text(dense)}\n"
         f"checkpoint: {args.out}",
     )
     return 0
@@ -64,10 +64,9 @@ def _eval(args: argparse.Namespace) -> int:
         device=args.device,
     )
     text = (
-        f"{args.checkpoint}: {args.split} accuracy {payload['accuracy']:.2f}%, loss "
-        f"{payload['loss']:.4f}; sparsity {payload['sparsity']:.4f} ({payload['nnz']}/"
-        f"{payload['total']} kept, {payload['compression_ratio']:.1f}x)\n\n"
-        + text_table(payload["per_layer"])
+        f"{args.checkpoint}: {metrics_text(payload, args.split)}; sparsity "
+        f"{payload['sparsity']:.4f} ({payload['nnz']}/{payload['total']} kept, "
+        f"{payload['compression_ratio']:.1f}x)\n\n" + text_table(payload["per_layer"])
     )
     emit(args, payload, text)
     return 0
@@ -100,16 +99,15 @@ def _prune(args: argparse.Namespace) -> int:
         progress=sys.stderr.isatty() and not args.json,
     ).meta  # fmt: skip
     rec = meta["record"]
-    stages = ("dense", "after_prune", "after_finetune")
-    rows = [
-        {"stage": k, "accuracy": rec[k]["accuracy"], "loss": rec[k]["loss"]}
-        for k in stages
-        if rec.get(k)
-    ]
+    nm = settings.nm or "unstructured"
     text = (
         f"pruned {args.checkpoint} with {args.criterion} ({rec['procedure']}, {rec['steps']} "
-        f"step(s)) to sparsity {meta['sparsity']:.4f} ({meta['nnz']}/{meta['total']} weights "
-        f"kept, {meta['total'] / max(meta['nnz'], 1):.1f}x) -> {args.out}\n\n" + text_table(rows)
+        f"step(s), scope {rec['scope']}, {nm}) to sparsity {meta['sparsity']:.4f} "
+        f"({meta['nnz']}/{meta['total']} weights kept, "
+        f"{meta['total'] / max(meta['nnz'], 1):.1f}x) -> {args.out}\n\n"
+        + text_table(stage_rows(rec))
+        + "\n\n"
+        + text_table([dict(b, nm=nm) for b in per_block(rec["per_layer"])])
     )
     for warning in rec["warnings"] + [f"layer collapse in {n}" for n in rec["collapsed"]]:
         text += f"\nwarning: {warning}"

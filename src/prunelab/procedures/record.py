@@ -109,3 +109,71 @@ def stage_metrics(
         train = evaluate(model, data, "train")
         out["train_loss"], out["train_accuracy"] = train["loss"], train["accuracy"]
     return out
+
+
+def block_of(name: str) -> str:
+    """The block a prunable tensor belongs to: its name up to the first numeric component.
+
+    Transformers and residual nets number their repeated blocks (``blocks.3.attn.q.weight``,
+    ``encoder.layer.3.attention.self.query.weight``), so the prefix through that number
+    groups a block's attention and MLP weights; a name without a number is its own block.
+
+    Example:
+        >>> block_of("blocks.3.attn.q.weight"), block_of("encoder.layer.0.output.dense.weight")
+        ('blocks.3', 'encoder.layer.0')
+        >>> block_of("fc1.weight")
+        'fc1.weight'
+    """
+    parts = name.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if part.isdigit():
+            return ".".join(parts[: i + 1])
+    return name
+
+
+def per_block(per_layer: list[dict]) -> list[dict]:
+    """Sum :meth:`Mask.per_layer` rows by :func:`block_of`, in first-seen order.
+
+    Returns:
+        Rows ``{"block", "layers", "kept", "total", "density"}``.
+
+    Example:
+        >>> rows = [{"name": "blocks.0.q.weight", "kept": 1, "total": 4},
+        ...         {"name": "blocks.0.k.weight", "kept": 3, "total": 4}]
+        >>> per_block(rows)
+        [{'block': 'blocks.0', 'layers': 2, 'kept': 4, 'total': 8, 'density': 0.5}]
+    """
+    blocks: dict[str, dict] = {}
+    for row in per_layer:
+        name = block_of(row["name"])
+        b = blocks.setdefault(name, {"block": name, "layers": 0, "kept": 0, "total": 0})
+        b["layers"] += 1
+        b["kept"] += int(row["kept"])
+        b["total"] += int(row["total"])
+    for b in blocks.values():
+        b["density"] = b["kept"] / b["total"] if b["total"] else 0.0
+    return list(blocks.values())
+
+
+def stage_rows(record: dict) -> list[dict]:
+    """``dense`` / ``after_prune`` / ``after_finetune`` rows of a record, task-aware columns.
+
+    The task's own quality measure comes first: perplexity for a language model (whose
+    ``accuracy`` is next-token accuracy), mean cosine for an embedding task, accuracy for
+    a classifier; regression shows the loss alone.
+
+    Example:
+        >>> stage_rows({"dense": {"loss": 2.0, "accuracy": 40.0, "perplexity": 7.39}})
+        [{'stage': 'dense', 'perplexity': 7.39, 'loss': 2.0, 'accuracy': 40.0}]
+    """
+    stages = [k for k in ("dense", "after_prune", "after_finetune") if record.get(k)]
+    if not stages:
+        return []
+    first = record[stages[0]]
+    if "perplexity" in first:
+        columns = ("perplexity", "loss", "accuracy")
+    elif "cosine" in first:
+        columns = ("cosine", "loss")
+    else:
+        columns = ("accuracy", "loss") if first.get("accuracy") is not None else ("loss",)
+    return [{"stage": k, **{c: record[k].get(c) for c in columns}} for k in stages]

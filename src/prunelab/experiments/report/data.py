@@ -28,6 +28,13 @@ METRICS = (
     ("acc_finetuned", ("after_finetune", "accuracy")),
     ("loss_finetuned", ("after_finetune", "loss")),
     ("acc_dense", ("dense", "accuracy")),
+    # the task's own measures: validation perplexity (language model), mean cosine to the
+    # dense embeddings (embedding fidelity); None for other tasks
+    ("ppl_pruned", ("after_prune", "perplexity")),
+    ("ppl_finetuned", ("after_finetune", "perplexity")),
+    ("ppl_dense", ("dense", "perplexity")),
+    ("cos_pruned", ("after_prune", "cosine")),
+    ("cos_finetuned", ("after_finetune", "cosine")),
     ("nnz", ("nnz",)),
     ("compression", ("compression",)),
     ("mac_reduction", ("flops", "reduction")),
@@ -138,6 +145,9 @@ def aggregate(runs: list[dict]) -> list[dict]:
     for key, members in groups.items():
         ok = [r for r in members if r["status"] == "ok"]
         row = dict(zip(GROUP_KEYS, key, strict=True))
+        # the mask's structure, its own column (the procedure label also names N:M)
+        proc = members[0]["config"]["procedure"]
+        row["scope"], row["nm"] = proc.get("scope"), proc.get("nm") or "-"
         row["seeds"] = len(ok)
         row["failed"] = sum(r["status"] == "failed" for r in members)
         row["diverged"] = sum(r["status"] == "diverged" for r in members)

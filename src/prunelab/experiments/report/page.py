@@ -53,6 +53,8 @@ SUMMARY_COLUMNS = (
     "data",
     "training",
     "procedure",
+    "scope",
+    "nm",
     "criterion",
     "sparsity",
     "seeds",
@@ -61,9 +63,13 @@ SUMMARY_COLUMNS = (
     "achieved_sparsity_mean",
     "acc_pruned_mean",
     "acc_pruned_sd",
+    "ppl_pruned_mean",
+    "cos_pruned_mean",
     "loss_pruned_mean",
     "acc_finetuned_mean",
     "acc_finetuned_sd",
+    "ppl_finetuned_mean",
+    "cos_finetuned_mean",
     "loss_finetuned_mean",
     "nnz_mean",
     "compression_mean",
@@ -143,7 +149,10 @@ def _summary(data: SweepData, rep: Path) -> list[str]:
     return [
         html.section(
             "Summary (mean over seeds)",
-            html.table(rows, SUMMARY_COLUMNS),
+            # a column no row fills (perplexity in a classification sweep) is left out
+            html.table(
+                rows, [c for c in SUMMARY_COLUMNS if any(r.get(c) is not None for r in rows)]
+            ),
             html.paragraph("Data: summary.csv (all metrics, mean and sd).", note=True),
             html.paragraph(SPEEDUP_NOTE, note=True),
             html.table(mac_rows),

@@ -49,6 +49,21 @@ def _groups(data: SweepData) -> dict[tuple, list[dict]]:
     return out
 
 
+def _quality(rows: list[dict]) -> tuple[str, str, bool]:
+    """The task's own measure for a group's plots: ``(metric prefix, y label, log y)``.
+
+    Perplexity for a language model (its token accuracy is a poor summary), mean cosine
+    for an embedding task, accuracy for a classifier, the loss otherwise.
+    """
+    if any(r["ppl_pruned_mean"] is not None for r in rows):
+        return "ppl", "validation perplexity", True
+    if any(r["cos_pruned_mean"] is not None for r in rows):
+        return "cos", "mean cosine to the dense embeddings", False
+    if any(r["acc_pruned_mean"] is not None for r in rows):
+        return "acc", "test accuracy (%)", False
+    return "loss", "test loss", True
+
+
 def accuracy_sections(data: SweepData, rep: Path) -> list[str]:
     """Accuracy (or loss) vs sparsity per criterion, before and after fine-tuning."""
     blocks = []
@@ -57,10 +72,11 @@ def accuracy_sections(data: SweepData, rep: Path) -> list[str]:
         denses = {r["dense_hash"] for r in runs if r.get("dense_hash")}
         vlines = limit_lines(data, denses)
         kind = runs[0]["config"]["procedure"]["kind"]
-        classify = any(r["acc_pruned_mean"] is not None for r in rows)
-        metric = "acc" if classify else "loss"
-        ylabel = "test accuracy (%)" if classify else "test loss"
-        ref, _ = mean_sd([r["acc_dense_mean"] for r in rows]) if classify else (None, None)
+        metric, ylabel, logy = _quality(rows)
+        dense_key = {"acc": "acc_dense_mean", "ppl": "ppl_dense_mean"}.get(metric)
+        ref, _ = mean_sd([r[dense_key] for r in rows]) if dense_key else (None, None)
+        if metric == "cos":
+            ref = 1.0  # the dense model's embeddings are the targets
         title = f"{model} on {dat}, training {training}, {proc}"
         images = []
         for stage, word in (("pruned", "right after pruning"), ("finetuned", "after fine-tuning")):
@@ -95,7 +111,7 @@ def accuracy_sections(data: SweepData, rep: Path) -> list[str]:
                     vlines=vlines,
                     reference=None if kind in FROM_INIT else ref,
                     ylabel=ylabel,
-                    logy=not classify,
+                    logy=logy,
                 )
             )
         blocks.append(html.section(title, *images))
