@@ -214,6 +214,56 @@ class Mask:
         return out
 
     @classmethod
+    def from_layer_counts(
+        cls,
+        scores: dict[str, Tensor],
+        kept: dict[str, int],
+        *,
+        spec: PrunableSpec | None = None,
+    ) -> Mask:
+        """Keep exactly ``kept[name]`` highest-scoring weights of each layer.
+
+        The entry point of a per-layer allocation
+        (:mod:`prunelab.limits.allocation`): each layer's own count, ties broken by
+        position as in :meth:`from_scores`.
+
+        Args:
+            scores: ``name -> tensor`` shaped like the parameters; higher = keep.
+            kept: ``name -> count`` in ``[0, numel]`` for every name of ``scores``.
+            spec: The prunable-set rule to record.
+
+        Raises:
+            PrunelabError: Names that differ, a count out of range, or NaN scores.
+
+        Example:
+            >>> s = {"a": torch.tensor([3.0, 1.0, 2.0]), "b": torch.tensor([[1.0, 5.0]])}
+            >>> m = Mask.from_layer_counts(s, {"a": 2, "b": 1})
+            >>> m.masks["a"].tolist(), m.masks["b"].tolist()
+            ([True, False, True], [[False, True]])
+        """
+        if set(kept) != set(scores):
+            raise PrunelabError(
+                f"kept counts name {sorted(kept)} but the scores name {sorted(scores)}"
+            )
+        masks = {}
+        for n, s in scores.items():
+            k = kept[n]
+            if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= s.numel():
+                raise PrunelabError(
+                    f"kept count of layer {n!r} must be in [0, {s.numel()}], got {k!r}"
+                )
+            if torch.isnan(s).any():
+                raise PrunelabError(f"scores of layer {n!r} contain NaN")
+            order = torch.sort(s.detach().reshape(-1), descending=True, stable=True).indices
+            keep = torch.zeros(s.numel(), dtype=torch.bool, device=s.device)
+            keep[order[:k]] = True
+            masks[n] = keep.reshape(s.shape)
+        out = cls(masks, spec)
+        if out.collapsed:
+            log.warning("layer counts leave no weight in %s", ", ".join(out.collapsed))
+        return out
+
+    @classmethod
     def from_state_dict(
         cls,
         state: dict[str, Tensor],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from prunelab.cli._common import (
@@ -20,7 +21,7 @@ from prunelab.cli._launch import add_nproc
 from prunelab.cli._table import text_table
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.experiments import jobs
-from prunelab.limits.settings import ActualSettings, LimitSettings
+from prunelab.limits.settings import ActualSettings, AllocationSettings, LimitSettings
 from prunelab.procedures import PruneSettings
 from prunelab.schema.cli import from_arguments
 from prunelab.scores import CRITERIA
@@ -72,19 +73,57 @@ def _spectrum(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tolerance_text(res: dict) -> str:
+    """The measured rule and the predictors' ε in words; a loss task's perplexity/cosine."""
+    tol = res.get("tolerance") or {}
+    lines = []
+    if tol.get("metric") == "loss":
+        lines.append(f"task {tol['task']}: limits on the test loss, {tol['stated']}")
+        if tol.get("predictor_eps") is not None:
+            lines.append(f"loss-based predictors use eps = {tol['predictor_eps']:.6g}")
+    measured = res.get("actual")
+    if measured:
+        lines.append(f"measured: {measured['rule']}")
+        dense = measured.get("dense_metrics") or {}
+        at = {p: (a, lo) for p, a, lo in measured["curve"]}.get(measured["p_actual"])
+        if tol.get("task") == "language-model" and at is not None:
+            lines.append(
+                f"dense loss {measured['dense_loss']:.4f} (perplexity "
+                f"{math.exp(min(measured['dense_loss'], 700)):.4g}); at p = "
+                f"{measured['p_actual']:.4g}: loss {at[1]:.4f} (perplexity "
+                f"{math.exp(min(at[1], 700)):.4g})"
+            )
+        elif tol.get("task") == "embedding" and at is not None:
+            cos0 = dense.get("cosine", 1.0 - measured["dense_loss"])
+            lines.append(
+                f"dense cosine {cos0:.6g}; at p = {measured['p_actual']:.4g}: "
+                f"1 - loss = {1.0 - at[1]:.6g}"
+            )
+    return "\n".join(lines) + ("\n\n" if lines else "")
+
+
 def _limit(args: argparse.Namespace) -> int:
-    actual = from_arguments(ActualSettings, args) if args.verify else None
+    tolerances = from_arguments(ActualSettings, args)  # a loss task's ε, also unverified
+    actual = tolerances if args.verify else None
     res = jobs.limit_job(
         args.checkpoint, from_arguments(LimitSettings, args), args.method, actual, args.seed,
         args.data_dir, data_options=parse_data_options(args.data_option),
-        progress=_progress(args), device=args.device,
+        progress=_progress(args), device=args.device, tolerances=tolerances,
+        allocation=from_arguments(AllocationSettings, args),
     )  # fmt: skip
     text = (
         f"{args.checkpoint}: predicted pruning limit (sparsity = fraction removed)\n\n"
+        + _tolerance_text(res)
         + text_table(res["rows"])
-        + "\n\nwrote "
-        + ", ".join(res["files"])
     )
+    if "per_layer" in res:
+        pl = res["per_layer"]
+        text += (
+            f"\n\nper layer: predicted limit ({pl['predictor']}, eps {pl['eps']:.4g}, that "
+            f"layer alone) and the sparsity each allocation gives it at "
+            f"{pl['sparsity']:g} overall\n" + text_table(pl["rows"])
+        )
+    text += "\n\nwrote " + ", ".join(res["files"])
     emit(args, res, text)
     return 0
 
@@ -124,7 +163,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="all", choices=list(jobs.LIMIT_METHODS))
     add_settings(p, LimitSettings, "prediction (LimitSettings)")
     p.add_argument("--verify", action="store_true", help="also measure the actual limit")
-    add_settings(p, ActualSettings, "measured limit, with --verify (ActualSettings)")
+    add_settings(p, ActualSettings, "measured limit and tolerances (ActualSettings)")
+    add_settings(p, AllocationSettings, "per-layer allocation (AllocationSettings)")
     p.set_defaults(func=_limit)
 
     p = sub.add_parser("score", help="importance scores of every prunable weight",

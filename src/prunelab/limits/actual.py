@@ -1,8 +1,12 @@
 """The measured pruning limit: the ground truth that predictions are compared with (§4.1).
 
 ``p_actual`` is the largest sparsity at which **one-shot global magnitude pruning with no
-fine-tuning** keeps test accuracy at least ``dense − tolerance`` percentage points (or,
-with ``strict=True``, strictly above dense, as 004's code does, notes A.7).
+fine-tuning** keeps the task's metric within tolerance of the dense model's
+(:mod:`prunelab.limits.task_metric`): test accuracy at least ``dense − tolerance``
+percentage points for a classifier; validation loss at most ``dense + loss_tolerance``
+nats for a language model; for an embedding model loss = 1 − cos at most
+``dense + (1 − min_cosine)``. With ``strict=True``: strictly better than dense, as 004's
+code does (notes A.7).
 
 Search: evaluate a coarse grid, take the **largest** passing grid point (004 scans from
 the top; test accuracy is not monotone in ``p``, so "first failure" and "last pass" can
@@ -14,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -25,6 +28,7 @@ from prunelab._progress import progress_bar
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 from prunelab.limits.settings import ActualSettings
+from prunelab.limits.task_metric import limit_rule
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
@@ -41,21 +45,28 @@ class ActualLimit:
 
     Attributes:
         p_actual: Largest evaluated sparsity (fraction removed) that passes the rule.
-        dense_accuracy: Test accuracy of the unpruned model (percent).
-        curve: ``(p, accuracy %, loss)`` for every evaluated sparsity, sorted by ``p``.
-        tolerance: Allowed accuracy drop in percentage points (ignored when strict).
-        rule: The pass rule in words.
+        dense_accuracy: Test accuracy of the unpruned model (percent; ``None`` when the
+            task has none, e.g. embedding).
+        curve: ``(p, accuracy % or None, loss)`` for every evaluated sparsity, sorted by ``p``.
+        tolerance: ``ε``, the allowed change of the compared metric in its units (points
+            of accuracy, nats, or 1 − cos; ignored when strict).
+        rule: The pass rule in words (with the tolerance as given and ``ε``).
         dense_loss: Test loss of the unpruned model.
-        threshold: Accuracy a pruned model must reach (``≥``; ``>`` when strict).
+        threshold: Value of the metric a pruned model must reach (accuracy ``≥`` it, a
+            loss ``≤`` it; strictly when strict).
         strict: Whether the rule is 004's "strictly above dense".
         first_failure: Smallest evaluated failing sparsity (``None`` if none failed);
             below ``p_actual`` when accuracy is not monotone in ``p``.
         reached_grid_end: The last grid point passed, so the limit may be higher.
         initial_sparsity: Fraction of prunable weights already zero in the input model.
+        task: The data's task; ``metric`` the compared key (``accuracy`` or ``loss``) and
+            ``unit`` that of ``tolerance``.
+        dense_metrics: Everything the evaluation returned for the dense model (e.g.
+            ``perplexity`` for a language model, ``cosine`` for an embedding model).
     """
 
     p_actual: float
-    dense_accuracy: float
+    dense_accuracy: float | None
     curve: list[tuple[float, float, float]]
     tolerance: float
     rule: str
@@ -65,6 +76,10 @@ class ActualLimit:
     first_failure: float | None
     reached_grid_end: bool
     initial_sparsity: float
+    task: str = "classification"
+    metric: str = "accuracy"
+    unit: str = "points"
+    dense_metrics: dict | None = None
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
@@ -96,29 +111,33 @@ def find_actual_limit(
     grid: Sequence[float] | None = None,
     bisect_steps: int = ActualSettings.bisect_steps,
     *,
+    loss_tolerance: float = ActualSettings.loss_tolerance,
+    min_cosine: float = ActualSettings.min_cosine,
     spec: PrunableSpec | None = None,
     batch_size: int = 1024,
     evaluate_fn: Callable[..., dict] | None = None,
     progress: bool = False,
 ) -> ActualLimit:
-    """Measure the largest one-shot magnitude-pruning sparsity that keeps test accuracy.
+    """Measure the largest one-shot magnitude-pruning sparsity that keeps the task's metric.
 
     The caller's model is never modified: a deep copy is pruned (``Mask.from_scores`` on
     ``|θ|`` of the dense weights, global scope, one weight kept per layer at least) and
     restored to the dense weights before each new sparsity.
 
     Args:
-        model: Trained classifier.
-        data: Dataset with a non-empty test split.
-        tolerance: Allowed accuracy drop in percentage points, in ``[0, 100]``.
-        strict: Use 004's rule "accuracy strictly above dense" instead.
+        model: Trained network (classifier, language model or embedding model).
+        data: Dataset with a non-empty test split; ``data.task`` picks the metric.
+        tolerance: Classification: allowed accuracy drop in points, in ``[0, 100]``.
+        strict: Use 004's rule "strictly better than dense" instead.
         grid: Coarse sparsities in ``[0, 1)`` (default :data:`DEFAULT_GRID`); points that
             would keep fewer weights than there are prunable layers are dropped.
         bisect_steps: Bisection steps after the grid (stops early once two sparsities
             give the same mask).
+        loss_tolerance: Language model: allowed validation-loss increase (nats, ``>= 0``).
+        min_cosine: Embedding: smallest mean cosine, in ``[-1, 1]`` (``ε = 1 − min_cosine``).
         spec: Prunable-set rule.
         batch_size: Evaluation batch size (memory only).
-        evaluate_fn: ``(model, data, split, batch_size) -> {"loss", "accuracy"}``; default
+        evaluate_fn: ``(model, data, split, batch_size) -> {"loss", "accuracy", ...}``; default
             :func:`prunelab.train.evaluate`.
         progress: Show a bar of the evaluated sparsities (grid, then bisection) on
             stderr; how the search is watched, not what it finds.
@@ -127,23 +146,17 @@ def find_actual_limit(
         An :class:`ActualLimit`.
 
     Raises:
-        PrunelabError: Tolerance outside ``[0, 100]``, bad grid or steps, a regression
-            task (no accuracy), or no test data.
+        PrunelabError: A tolerance out of range, bad grid or steps, a task without a limit
+            metric (regression), or no test data.
     """
-    try:
-        tol = float(tolerance)
-    except (TypeError, ValueError):
-        tol = math.nan
-    if not (math.isfinite(tol) and 0.0 <= tol <= 100.0):
-        raise PrunelabError(f"tolerance must be in [0, 100] percentage points, got {tolerance!r}")
+    rule_of = limit_rule(
+        data.task, tolerance=tolerance, loss_tolerance=loss_tolerance, min_cosine=min_cosine,
+        strict=strict, name=data.name,
+    )  # fmt: skip
     if isinstance(bisect_steps, bool) or not isinstance(bisect_steps, int) or bisect_steps < 0:
         raise PrunelabError(f"bisect_steps must be an integer >= 0, got {bisect_steps!r}")
-    if data.task != "classification":
-        raise PrunelabError(
-            f"dataset {data.name!r} is a regression task: the actual limit needs test accuracy"
-        )
     if data.test[0].shape[0] == 0:
-        raise PrunelabError(f"dataset {data.name!r} has no test data to measure accuracy on")
+        raise PrunelabError(f"dataset {data.name!r} has no test data to measure the limit on")
     pts = sorted({float(p) for p in (DEFAULT_GRID if grid is None else grid)})
     if not pts or pts[0] < 0.0 or pts[-1] >= 1.0:
         raise PrunelabError(f"grid sparsities must be non-empty and in [0, 1), got {pts[:3]}...")
@@ -160,17 +173,17 @@ def find_actual_limit(
     if not pts:
         raise PrunelabError("every grid sparsity keeps fewer weights than there are layers")
 
+    key = rule_of.metric.key
     base = evaluate_fn(work, data, split="test", batch_size=batch_size)
-    acc0, loss0 = float(base["accuracy"]), float(base["loss"])
-    if strict:
-        rule, threshold = f"accuracy > dense ({acc0:.4g}%), strict", acc0
-    else:
-        rule, threshold = f"accuracy >= dense - {tol:g} points ({acc0 - tol:.4g}%)", acc0 - tol
+    acc0, loss0 = _accuracy(base), float(base["loss"])
+    threshold = rule_of.threshold(float(base[key]))
+    rule = rule_of.describe(float(base[key]))
 
-    def passes(acc: float) -> bool:
-        return acc > threshold if strict else acc >= threshold
+    def passes(value: float) -> bool:
+        return rule_of.passes(value, threshold)
 
-    seen: dict[float, tuple[float, float]] = {}
+    seen: dict[float, tuple[float | None, float]] = {}
+    compared: dict[float, float] = {}  # the metric the rule reads, per sparsity
     bar = progress_bar(len(pts) + bisect_steps, "sparsities", progress, unit="point")
 
     def measure(p: float) -> bool:
@@ -179,10 +192,11 @@ def find_actual_limit(
                 t.copy_(dense[n])
         Mask.from_scores(scores, p, spec=spec).apply(work)
         res = evaluate_fn(work, data, split="test", batch_size=batch_size)
-        seen[p] = (float(res["accuracy"]), float(res["loss"]))
+        seen[p] = (_accuracy(res), float(res["loss"]))
+        compared[p] = float(res[key])
         bar.update()
-        log.debug("sparsity %.6f: accuracy %.4f%%", p, seen[p][0])
-        return passes(seen[p][0])
+        log.debug("sparsity %.6f: %s %.6g", p, key, compared[p])
+        return passes(compared[p])
 
     ok = [p for p in pts if measure(p)]
     at_end = bool(ok) and ok[-1] == pts[-1]
@@ -203,13 +217,13 @@ def find_actual_limit(
                     hi = mid
         p_actual = lo
     bar.close()
-    fails = [p for p in sorted(seen) if not passes(seen[p][0])]
+    fails = [p for p in sorted(seen) if not passes(compared[p])]
     curve = [(p, seen[p][0], seen[p][1]) for p in sorted(seen)]
     return ActualLimit(
         p_actual=p_actual,
         dense_accuracy=acc0,
         curve=curve,
-        tolerance=tol,
+        tolerance=rule_of.eps,
         rule=rule,
         dense_loss=loss0,
         threshold=threshold,
@@ -217,4 +231,14 @@ def find_actual_limit(
         first_failure=fails[0] if fails else None,
         reached_grid_end=at_end,
         initial_sparsity=initial,
+        task=data.task,
+        metric=key,
+        unit=rule_of.metric.unit,
+        dense_metrics={k: v for k, v in base.items() if isinstance(v, int | float) or v is None},
     )
+
+
+def _accuracy(result: dict) -> float | None:
+    """The evaluation's accuracy as a float, ``None`` where the task has none."""
+    value = result.get("accuracy")
+    return None if value is None else float(value)

@@ -15,6 +15,9 @@ the **whole** test split recorded once, so that
 set): the largest ``p`` at which magnitude pruning followed by a stated fine-tuning
 budget recovers ``dense − tolerance``, by bisection, once per fine-tuning seed; the
 interval is over seeds.
+
+Both follow the task (:mod:`~prunelab.limits.task_metric`): for a language or embedding
+model the rule is on the loss (``≤ dense + ε``; ``ε`` in nats, or ``1 − min_cosine``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,12 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from prunelab._evaluate import placement, restore_modes, save_modes, to_model
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError, check_sparsity
+from prunelab.limits._per_example import per_example
+from prunelab.limits.task_metric import limit_rule
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
@@ -63,65 +66,57 @@ class OneShotLimit:
     """The measured one-shot (no fine-tuning) magnitude-pruning limit, with intervals.
 
     Attributes:
-        last_pass: Largest grid ``p`` with accuracy ``>= dense − tolerance``.
+        last_pass: Largest grid ``p`` that passes the task's rule
+            (:mod:`~prunelab.limits.task_metric`): accuracy ``>= dense − tolerance`` for a
+            classifier, loss ``<= dense + tolerance`` for a language or embedding model.
         first_failure: Smallest failing grid ``p`` (``None``: none failed).
         loss_limit: Largest grid ``p`` with mean test loss ``<= dense + loss_tolerance``.
-        dense_accuracy: Percent. ``dense_loss``: mean test loss.
-        tolerance: Points; ``loss_tolerance``: nats.
+        dense_accuracy: Percent (``None`` without accuracy). ``dense_loss``: mean test loss.
+        tolerance: ``ε`` of the task's rule in its units (points, nats, 1 − cos);
+            ``loss_tolerance``: that of ``loss_limit`` (for a loss task the same ``ε``).
         num_test: Test examples used (the whole split).
-        grid: The sparsities evaluated; ``accuracy`` / ``loss`` their values.
+        grid: The sparsities evaluated; ``accuracy`` (``None`` without) / ``loss`` their values.
         bootstrap: Resamples drawn; ``seed`` their seed.
+        metric: ``accuracy`` or ``loss``, the metric ``last_pass`` compares.
+        rule: The rule in words, with the tolerance as given.
     """
 
     last_pass: Interval
     first_failure: Interval | None
     loss_limit: Interval
-    dense_accuracy: float
+    dense_accuracy: float | None
     dense_loss: float
     tolerance: float
     loss_tolerance: float
     num_test: int
     grid: list[float]
-    accuracy: list[float]
+    accuracy: list[float] | None
     loss: list[float]
     bootstrap: int
     seed: int
+    metric: str = "accuracy"
+    rule: str = ""
 
     def to_dict(self) -> dict:
         """Plain dict."""
         return asdict(self)
 
 
-def _per_example(model: nn.Module, data: DataBundle, batch_size: int = 1024):
-    """``(correct (N,) bool, loss (N,) float64)`` on the whole test split."""
-    if data.task != "classification":
-        raise PrunelabError(f"dataset {data.name!r} is a regression task: no accuracy")
-    device, dtype = placement(model)
-    modes = save_modes(model)
-    model.eval()
-    correct, losses = [], []
-    try:
-        with torch.no_grad():
-            for x, y in data.batches("test", batch_size):
-                x, y = to_model(x, y, device, dtype)
-                out = model(x)
-                correct.append((out.argmax(dim=1) == y).cpu())
-                losses.append(F.cross_entropy(out, y, reduction="none").cpu())
-    finally:
-        restore_modes(modes)
-    if not correct:
-        raise PrunelabError(f"dataset {data.name!r} has no test data to measure accuracy on")
-    return torch.cat(correct).numpy(), torch.cat(losses).double().cpu().numpy()
-
-
 def _limits(weights, correct, dense_correct, losses, dense_losses, grid, tol, loss_tol):
-    """Last pass, first failure and loss limit for example weights ``(B, N)``."""
+    """Last pass, first failure and loss limit for example weights ``(B, N)``.
+
+    ``correct`` ``(P, N)`` is per-example accuracy in ``[0, 1]`` (rule: accuracy ``>=``
+    dense − ``tol`` points); ``None`` makes the loss the compared metric (rule: loss
+    ``<=`` dense + ``tol``), as for a language or embedding model.
+    """
     total = weights.sum(1, keepdims=True)
-    acc = 100.0 * (correct @ weights.T).T / total  # (B, P)
-    acc0 = 100.0 * (weights @ dense_correct) / total[:, 0]
-    passes = acc >= (acc0 - tol)[:, None]
-    loss = (losses @ weights.T).T / total
-    loss_ok = loss <= ((weights @ dense_losses) / total[:, 0] + loss_tol)[:, None]
+    if correct is None:
+        passes = _loss_ok(weights, losses, dense_losses, tol)
+    else:
+        acc = 100.0 * (correct @ weights.T).T / total  # (B, P)
+        acc0 = 100.0 * (weights @ dense_correct) / total[:, 0]
+        passes = acc >= (acc0 - tol)[:, None]
+    loss_ok = _loss_ok(weights, losses, dense_losses, loss_tol)
     g = np.asarray(grid)
 
     def largest(mask):
@@ -129,6 +124,13 @@ def _limits(weights, correct, dense_correct, losses, dense_losses, grid, tol, lo
 
     first = np.where((~passes).any(1), g[np.argmax(~passes, axis=1)], np.nan)
     return largest(passes), first, largest(loss_ok)
+
+
+def _loss_ok(weights, losses, dense_losses, eps):
+    """``(B, P)``: weighted mean loss at each grid point ``<=`` the dense one + ``eps``."""
+    total = weights.sum(1, keepdims=True)
+    loss = (losses @ weights.T).T / total
+    return loss <= ((weights @ dense_losses) / total[:, 0] + eps)[:, None]
 
 
 def _interval(value: float, samples: np.ndarray) -> Interval:
@@ -148,24 +150,30 @@ def one_shot_limit(
     bootstrap: int = 1000,
     seed: int = 0,
     spec: PrunableSpec | None = None,
+    min_cosine: float = 0.99,
 ) -> OneShotLimit:
     """Measure the one-shot magnitude limit on the whole test split, with intervals.
 
     Args:
-        model: Trained classifier (not modified: a copy is pruned).
-        data: Dataset; every test example is used.
-        tolerance: Accuracy drop allowed, in points.
-        loss_tolerance: Mean test-loss increase allowed (nats) for the loss version.
+        model: Trained network (not modified: a copy is pruned).
+        data: Dataset; every test example is used; ``data.task`` picks the rule.
+        tolerance: Classification: accuracy drop allowed, in points.
+        loss_tolerance: Mean test-loss increase allowed (nats) for the loss version; the
+            rule itself for a language model.
         grid: Sparsities (default: 0 to 0.9975 in steps of :data:`GRID_STEP`).
         bootstrap: Resamples of the test examples (``0``: no intervals).
         seed: Seed of the resampling.
         spec: Prunable set.
+        min_cosine: Embedding: smallest mean cosine (``ε = 1 − min_cosine``).
 
     Returns:
         :class:`OneShotLimit`.
     """
-    if not (math.isfinite(tolerance) and 0 <= tolerance <= 100):
-        raise PrunelabError(f"tolerance must be in [0, 100] points, got {tolerance!r}")
+    rule = limit_rule(
+        data.task, tolerance=tolerance, loss_tolerance=loss_tolerance, min_cosine=min_cosine,
+        name=data.name,
+    )  # fmt: skip
+    loss_eps = float(loss_tolerance) if rule.metric.key == "accuracy" else rule.eps
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
         raise PrunelabError(f"bootstrap must be an integer >= 0, got {bootstrap!r}")
     pts = [round(i * GRID_STEP, 6) for i in range(int(round(1 / GRID_STEP)))]
@@ -174,20 +182,22 @@ def one_shot_limit(
     params = prunable_parameters(work, spec)
     dense = {n: p.detach().clone() for n, p in params.items()}
     scores = score(work, "magnitude", spec=spec)
-    dense_correct, dense_losses = _per_example(work, data)
+    dense_correct, dense_losses = per_example(work, data)
     correct, losses = [], []
     for p in pts:
         with torch.no_grad():
             for n, t in params.items():
                 t.copy_(dense[n])
         Mask.from_scores(scores, p, spec=spec).apply(work)
-        c, lo = _per_example(work, data)
+        c, lo = per_example(work, data)
         correct.append(c)
         losses.append(lo)
-    C, L = np.array(correct, dtype=float), np.array(losses)
-    d_c, d_l = dense_correct.astype(float), dense_losses
-    n = len(d_c)
-    args = (C, d_c, L, d_l, pts, float(tolerance), float(loss_tolerance))
+    C = None if dense_correct is None else np.array(correct, dtype=float)
+    L, d_c, d_l = np.array(losses), dense_correct, dense_losses
+    n = len(d_l)
+    # a loss task's rule reads the loss even where there is an accuracy (next token)
+    compared = C if rule.metric.key == "accuracy" else None
+    args = (compared, d_c, L, d_l, pts, rule.eps, loss_eps)
     last, first, by_loss = _limits(np.ones((1, n)), *args)
     rng = np.random.default_rng(seed)
     w = rng.multinomial(n, np.full(n, 1.0 / n), size=bootstrap).astype(float)
@@ -196,10 +206,11 @@ def one_shot_limit(
         last_pass=_interval(last[0], b_last),
         first_failure=None if math.isnan(first[0]) else _interval(first[0], b_first),
         loss_limit=_interval(by_loss[0], b_loss),
-        dense_accuracy=100.0 * float(d_c.mean()), dense_loss=float(d_l.mean()),
-        tolerance=float(tolerance), loss_tolerance=float(loss_tolerance), num_test=n,
-        grid=list(pts), accuracy=list(100.0 * C.mean(1)), loss=list(L.mean(1)),
-        bootstrap=bootstrap, seed=seed,
+        dense_accuracy=None if C is None else 100.0 * float(d_c.mean()),
+        dense_loss=float(d_l.mean()), tolerance=rule.eps, loss_tolerance=loss_eps, num_test=n,
+        grid=list(pts), accuracy=None if C is None else list(100.0 * C.mean(1)),
+        loss=list(L.mean(1)), bootstrap=bootstrap, seed=seed, metric=rule.metric.key,
+        rule=rule.stated,
     )  # fmt: skip
 
 
@@ -210,10 +221,13 @@ class FineTunedLimit:
     Attributes:
         limit: Mean over fine-tuning seeds, with ``low``/``high`` their min/max and ``sd``.
         per_seed: The limit found with each seed.
-        dense_accuracy: Percent; the target is ``dense − tolerance``.
-        tolerance: Points.
+        dense_accuracy: The dense model's compared metric (``metric``: accuracy in
+            percent, or the loss); the target is ``dense − tolerance`` (accuracy) or
+            ``dense + tolerance`` (a loss).
+        tolerance: ``ε`` in the metric's units (points, nats, 1 − cos).
         finetune: The fine-tuning budget (a :class:`TrainConfig` dict, seed varied).
-        evaluations: ``(seed, p, accuracy)`` of every fine-tuned model.
+        evaluations: ``(seed, p, metric value)`` of every fine-tuned model.
+        metric: ``accuracy`` or ``loss``.
     """
 
     limit: Interval
@@ -222,6 +236,7 @@ class FineTunedLimit:
     tolerance: float
     finetune: dict
     evaluations: list[tuple[int, float, float]]
+    metric: str = "accuracy"
 
     def to_dict(self) -> dict:
         """Plain dict."""
@@ -238,6 +253,9 @@ def fine_tuned_limit(
     high: float = 0.999,
     steps: int = 7,
     spec: PrunableSpec | None = None,
+    *,
+    loss_tolerance: float = 0.05,
+    min_cosine: float = 0.99,
 ) -> FineTunedLimit:
     """Bisect the largest ``p`` whose magnitude-pruned, fine-tuned model keeps accuracy.
 
@@ -245,26 +263,34 @@ def fine_tuned_limit(
     fine-tuning seed gives one bisection, and the spread over seeds is the interval.
 
     Args:
-        model: Trained classifier (not modified).
-        data: Dataset.
+        model: Trained network (not modified).
+        data: Dataset; ``data.task`` picks the rule (:mod:`~prunelab.limits.task_metric`).
         finetune: The fine-tuning budget (epochs, optimiser, ...); its seed is replaced.
-        tolerance: Accuracy drop allowed after fine-tuning, in points.
+        tolerance: Classification: accuracy drop allowed after fine-tuning, in points.
         seeds: Fine-tuning seeds.
         low: A sparsity known to pass (checked).
         high: Upper end of the search.
         steps: Bisection steps (resolution ``(high − low) / 2^steps``).
         spec: Prunable set.
+        loss_tolerance: Language model: loss increase allowed after fine-tuning (nats).
+        min_cosine: Embedding: smallest mean cosine after fine-tuning.
 
     Returns:
         :class:`FineTunedLimit`.
     """
+    rule = limit_rule(
+        data.task, tolerance=tolerance, loss_tolerance=loss_tolerance, min_cosine=min_cosine,
+        name=data.name,
+    )  # fmt: skip
+    key = rule.metric.key
     finetune.validate()
     if not seeds:
         raise PrunelabError("seeds must name at least one fine-tuning seed")
     low, high = check_sparsity(low, "low"), check_sparsity(high, "high")
     if not low < high:
         raise PrunelabError(f"low must be below high, got {low} and {high}")
-    target = float(evaluate(model, data)["accuracy"]) - float(tolerance)
+    dense_value = float(evaluate(model, data)[key])
+    target = rule.threshold(dense_value)
     scores = score(model, "magnitude", spec=spec)
     evaluations: list[tuple[int, float, float]] = []
 
@@ -273,9 +299,9 @@ def fine_tuned_limit(
         mask = Mask.from_scores(scores, p, spec=spec)
         mask.apply(work)
         train_model(work, data, replace(finetune, seed=seed, progress=False), mask=mask)
-        acc = float(evaluate(work, data)["accuracy"])
-        evaluations.append((seed, p, acc))
-        return acc >= target
+        value = float(evaluate(work, data)[key])
+        evaluations.append((seed, p, value))
+        return rule.passes(value, target)
 
     per_seed = []
     for seed in seeds:
@@ -294,6 +320,6 @@ def fine_tuned_limit(
     sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
     return FineTunedLimit(
         limit=Interval(float(values.mean()), float(values.min()), float(values.max()), sd),
-        per_seed=per_seed, dense_accuracy=target + float(tolerance), tolerance=float(tolerance),
-        finetune=finetune.to_dict(), evaluations=evaluations,
+        per_seed=per_seed, dense_accuracy=dense_value, tolerance=rule.eps,
+        finetune=finetune.to_dict(), evaluations=evaluations, metric=key,
     )  # fmt: skip

@@ -10,11 +10,10 @@ its files atomically.
 
 from prunelab.experiments.jobs.data import load_data
 from prunelab.experiments.jobs.evaluate import evaluate_job
+from prunelab.experiments.jobs.limit import limit_job, limit_rows
 from prunelab.experiments.jobs.measure import (
     LIMIT_METHODS,
     PREDICTIONS,
-    limit_job,
-    limit_rows,
     predictions,
     score_job,
     spectrum_job,

@@ -1,9 +1,10 @@
 """Jobs that measure a model: its spectrum, its predicted and measured limits, its scores.
 
-``prunelab spectrum`` / ``limit`` / ``score`` call the ``*_job`` functions on a checkpoint
-(files go to the checkpoint's ``report/`` folder, atomically); the sweep's prediction
-runs and the demo call :func:`predictions` on a trained model, so every limit row is
-built once, by :func:`limit_rows`.
+``prunelab spectrum`` / ``score`` call the ``*_job`` functions here on a checkpoint (files
+go to the checkpoint's ``report/`` folder, atomically); ``prunelab limit`` calls
+:func:`~prunelab.experiments.jobs.limit.limit_job`. The sweep's prediction runs and the
+demo call :func:`predictions` on a trained model, so every limit row is built once, by
+:func:`~prunelab.experiments.jobs.limit.limit_rows`.
 """
 
 from __future__ import annotations
@@ -16,23 +17,24 @@ import torch
 from safetensors.torch import save as save_tensors
 
 from prunelab import checkpoint, curvature, limits
-from prunelab._io import atomic_write_bytes, atomic_write_json, check_writable
+from prunelab._io import atomic_write_bytes, check_writable
 from prunelab.curvature.settings import SpectrumSettings
 from prunelab.errors import PrunelabError
 from prunelab.experiments.files import main_process, report_dir
 from prunelab.experiments.jobs.data import load_data
-from prunelab.experiments.report import html, plots
+from prunelab.experiments.report import plots
 from prunelab.experiments.report.spectrum import write_spectrum_report
 from prunelab.limits.certified import certified_limit
 from prunelab.limits.cosine import KURTOSIS_TENSORS
 from prunelab.limits.settings import ActualSettings, LimitSettings, TruthSettings
+from prunelab.limits.task_metric import loss_eps
 from prunelab.procedures import PruneSettings
 from prunelab.prunable import PrunableSpec
 from prunelab.scores import CRITERIA, score
 from prunelab.train import TrainConfig, loss_function
 
 #: what ``prunelab limit --method`` accepts (``all`` = every prediction)
-LIMIT_METHODS = ("gaussian-width", "cosine", "certified", "all")
+LIMIT_METHODS = ("gaussian-width", "cosine", "certified", "quadratic", "all")
 #: everything :func:`predictions` can compute
 PREDICTIONS = (
     "gaussian-width", "cosine", "certified", "quadratic", "retrained", "actual", "one-shot",
@@ -135,22 +137,28 @@ def predictions(
 
 
 def _truth(name: str, model, data, t: TruthSettings, limit: LimitSettings, spec) -> dict:
-    """A ground truth with its interval, or a quadratic-model limit (``ε`` = loss tolerance)."""
+    """A ground truth with its interval, or a quadratic-model limit (``ε`` = the loss ε).
+
+    The quadratic ``ε`` is the loss tolerance, or for an embedding model ``1 − min_cosine``
+    (:func:`~prunelab.limits.task_metric.loss_eps`), the ``ε`` its loss truth uses.
+    """
     if name == "one-shot":
         return limits.one_shot_limit(
-            model, data, t.tolerance, t.loss_tolerance, t.grid(), t.bootstrap, spec=spec
-        ).to_dict()
+            model, data, t.tolerance, t.loss_tolerance, t.grid(), t.bootstrap, spec=spec,
+            min_cosine=t.min_cosine,
+        ).to_dict()  # fmt: skip
     if name == "fine-tuned":
         ft = TrainConfig(epochs=t.finetune_epochs, lr=t.finetune_lr, schedule="constant")
         return limits.fine_tuned_limit(
-            model, data, ft, t.tolerance, t.seeds, steps=t.bisect_steps, spec=spec
-        ).to_dict()
+            model, data, ft, t.tolerance, t.seeds, steps=t.bisect_steps, spec=spec,
+            loss_tolerance=t.loss_tolerance, min_cosine=t.min_cosine,
+        ).to_dict()  # fmt: skip
     fn = (
         limits.quadratic_one_shot_limit if name == "quadratic" else limits.retrained_quadratic_limit
     )
+    eps = loss_eps(data.task, t.loss_tolerance, t.min_cosine)
     return fn(
-        model, data, t.loss_tolerance, t.grid(), samples=limit.samples,
-        batch_size=limit.batch_size, spec=spec,
+        model, data, eps, t.grid(), samples=limit.samples, batch_size=limit.batch_size, spec=spec,
     ).to_dict()  # fmt: skip
 
 
@@ -166,39 +174,6 @@ def _cosine(model, grid: int, spec, kurtosis_tensors: str) -> dict:
         keep = ("k2", "multiplier", "guard", "p_safe")
         out["by_kurtosis_tensors"][tensors] = {k: getattr(other, k) for k in keep}
     return out
-
-
-def limit_rows(found: dict) -> list[dict]:
-    """One row per prediction, beside the measured limit when it was measured.
-
-    Args:
-        found: The output of :func:`predictions`.
-
-    Returns:
-        Rows ``method, prediction, spread, lower, upper[, actual, delta_pp]``.
-    """
-    rows = []
-    actual = (found.get("actual") or {}).get("p_actual")
-    for method in ("gaussian-width", "certified", "cosine"):
-        est = found.get(method)
-        if est is None:
-            continue
-        if method == "certified":  # the GGN limit: its quadrature bracket and probe s.e.
-            row = {"method": "certified (GGN)", "prediction": est["p_mid"],
-                   "spread": est["stderr"], "lower": est["p_lower"], "upper": est["p_upper"],
-                   "converged": est["converged"],
-                   "rank_deficient": est["rank_deficient"]}  # fmt: skip
-        elif method == "cosine":  # a closed form: no spread; p_safe is its lower amount
-            row = {"method": method, "prediction": est["p_star"], "spread": 0.0,
-                   "lower": est["p_safe"], "upper": est["p_star"]}  # fmt: skip
-        else:
-            row = {"method": method, "prediction": est["p_hat"], "spread": est["spread"],
-                   "lower": est["lower"], "upper": est["upper"]}  # fmt: skip
-        if actual is not None:
-            row["actual"] = actual
-            row["delta_pp"] = limits.delta_pp(row["prediction"], actual)
-        rows.append(row)
-    return rows
 
 
 def _load(ckpt, data_dir, data_options=None, part=None, device=None):
@@ -236,77 +211,6 @@ def spectrum_job(
         return {**summary.to_dict(), "files": {}}
     files = write_spectrum_report(summary, report_dir(ckpt, "spectrum"))
     return {**summary.to_dict(), "files": {k: str(v) for k, v in files.items()}}
-
-
-def limit_job(
-    ckpt: str | Path,
-    settings: LimitSettings | None = None,
-    method: str = "all",
-    actual: ActualSettings | None = None,
-    seed: int = 0,
-    data_dir: str | Path | None = None,
-    data_options: dict | None = None,
-    *,
-    progress: bool = False,
-    device: str | None = None,
-) -> dict:
-    """Predict a checkpoint's pruning limit and, given ``actual``, measure the real one.
-
-    Writes ``report/limit/``: ``rho.png`` (``ρ(R(p))`` vs ``p``), ``limit.json``, and with
-    ``actual`` ``accuracy_vs_sparsity.png`` with every prediction as a vertical line and
-    the CSV of the accuracies the ground-truth search evaluated.
-
-    Returns:
-        ``{"rows": [...], "estimates": {...}, "actual": {...} | None, "files": [...]}``.
-    """
-    if method not in LIMIT_METHODS:
-        raise PrunelabError(f"unknown limit method {method!r}; valid: {', '.join(LIMIT_METHODS)}")
-    model, mask, data = _load(ckpt, data_dir, data_options, "limit", device)
-    methods = ["gaussian-width", "certified", "cosine"] if method == "all" else [method]
-    found = predictions(
-        model, data, methods + (["actual"] if actual is not None else []), limit=settings,
-        actual=actual, spec=mask.spec, seed=seed, progress=progress,
-    )  # fmt: skip
-    out = report_dir(ckpt, "limit")
-    files = []
-    if not main_process():  # torchrun: rank 0 alone writes
-        return {"checkpoint": str(ckpt), "rows": limit_rows(found), "files": []}
-    if "gaussian-width" in found:
-        curve = found["gaussian-width"]["curve"]
-        files.append(
-            plots.line_plot(
-                {"ρ(R(p))": (curve["p"], curve["rho"]), "p": (curve["p"], curve["p"])},
-                out / "rho.png",
-                xlabel="sparsity p",
-                ylabel="ρ(R(p))",
-                title="Gaussian-width crossing ρ(R(p)) = p",
-            )  # fmt: skip
-        )
-    measured = found.get("actual")
-    if measured is not None:
-        ps, accs, losses = zip(*measured["curve"], strict=True)
-        vlines = {f"{r['method']} p̂": r["prediction"] for r in limit_rows(found)}
-        vlines["measured limit"] = measured["p_actual"]
-        files.append(
-            plots.accuracy_vs_sparsity(
-                {"one-shot magnitude": (list(ps), list(accs), None)},
-                out / "accuracy_vs_sparsity.png",
-                title=str(ckpt),
-                vlines=vlines,
-                reference=measured["dense_accuracy"],
-            )  # fmt: skip
-        )
-        rows = [{"sparsity": p, "accuracy": a, "loss": lo} for p, a, lo in measured["curve"]]
-        files.append(html.write_csv(out / "accuracy_vs_sparsity.csv", rows))
-    payload = {
-        "checkpoint": str(ckpt),
-        "rows": limit_rows(found),
-        "estimates": {m: found[m] for m in methods},
-        "actual": measured,
-    }
-    files.append(atomic_write_json(out / "limit.json", payload))
-    payload["files"] = [str(f) for f in files]
-    return payload
 
 
 def score_job(

@@ -257,9 +257,9 @@ def prediction_settings(config: SweepConfig) -> dict | None:
             for key in ("probes", "max_iters", "bracket"):
                 del out["gaussian_width"][key]
     if {"quadratic", "retrained", "one-shot", "fine-tuned"} & set(pred.methods):
-        out["truth"] = dataclasses.asdict(pred.truth)
+        out["truth"] = pred.truth.to_dict()  # late keys at defaults left out
     if "actual" in pred.methods:
-        out["actual"] = dataclasses.asdict(pred.actual)
+        out["actual"] = pred.actual.to_dict()
     if "spectrum" in pred.methods:
         out["spectrum"] = dataclasses.asdict(pred.spectrum)
     if "cosine" in pred.methods:
