@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip >/dev/null 2>&1 || true
 	# torch first and pinned: an unpinned torch would pull several GB of CUDA packages
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,ray]'   # extras too, so CI exercises them
+	$(BIN)/pip install -q -e '.[dev,ray,transformers]'   # extras too, so CI exercises them
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -10,7 +10,7 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "src" / "prunelab"
 #: bottom to top (design.md); a module may import only its own layer or lower ones
 LAYERS = [
-    {"errors", "_version", "_hashing", "_io", "_progress", "device", "schema", "registry"},
+    {"errors", "_version", "_hashing", "_io", "_progress", "device", "schema", "registry", "_hf"},
     {"data"},
     {
         "models",

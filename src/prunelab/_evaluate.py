@@ -31,13 +31,33 @@ def token_cross_entropy(output: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
 
 
+def cosine_distance(output: Tensor, target: Tensor) -> Tensor:
+    """Embedding fidelity loss ``mean over examples of 1 − cos(output, target)``.
+
+    Computed as ``½‖ô − t̂‖²`` with ``ô = o/‖o‖``, ``t̂ = t/‖t‖`` (the same number, since
+    ``‖ô − t̂‖² = 2 − 2 cos``), which is exactly 0 when the output equals the target, never
+    negative, and smooth there. Shapes: ``(N, d)`` and ``(N, d)`` → a scalar.
+
+    Example:
+        >>> o = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+        >>> float(cosine_distance(o, o)), float(cosine_distance(o, o.flip(1)))
+        (0.0, 1.0)
+    """
+    o = F.normalize(output, dim=-1)
+    t = F.normalize(target, dim=-1)
+    return 0.5 * (o - t).pow(2).sum(-1).mean()
+
+
 def loss_function(data: DataBundle) -> Callable[[Tensor, Tensor], Tensor]:
     """Mean-reduced loss for the task.
 
-    Cross-entropy (classification), MSE (regression), or next-token cross-entropy over
-    every position (language model). For regression an output of shape ``(N, 1)`` is
-    compared with targets of shape ``(N,)``.
+    Cross-entropy (classification), MSE (regression), next-token cross-entropy over
+    every position (language model), or ``mean(1 − cos)`` between output and target
+    embeddings (embedding, :func:`cosine_distance`). For regression an output of shape
+    ``(N, 1)`` is compared with targets of shape ``(N,)``.
     """
+    if data.task == "embedding":
+        return cosine_distance
     if data.task == "language-model":
         return token_cross_entropy
     if data.task == "classification":
@@ -96,11 +116,13 @@ def evaluate(
     Returns:
         ``{"loss": mean loss over examples, "accuracy": percent correct (0-100), or None
         for regression}``; a language model's accuracy is over every next-token
-        prediction, and it also gets ``"perplexity": exp(loss)``.
+        prediction, and it also gets ``"perplexity": exp(loss)``; an embedding task gets
+        ``"accuracy": None`` and ``"cosine"``: the mean cosine similarity to the
+        targets, ``1 − loss``.
     """
     device, dtype = placement(model)
     loss_fn = loss_function(data)
-    classify = data.task != "regression"
+    classify = data.has_accuracy
     modes = save_modes(model)
     model.eval()
     total, correct, n, predictions = 0.0, 0, 0, 0
@@ -121,4 +143,6 @@ def evaluate(
     result = {"loss": total / n, "accuracy": 100.0 * correct / predictions if classify else None}
     if data.sequence:
         result["perplexity"] = math.exp(min(result["loss"], 700.0))
+    if data.task == "embedding":
+        result["cosine"] = 1.0 - result["loss"]
     return result

@@ -256,7 +256,7 @@ def _train_epoch(
     """One pass over the shuffled training split; running mean data loss and accuracy."""
     device, dtype = placement(model)
     loss_fn = loss_function(data)
-    classify = data.task != "regression"
+    classify = data.has_accuracy
     model.train()
     # Accuracy is summed on the device: one host sync per step (the loss check) is enough.
     loss_sum, correct, n = 0.0, torch.zeros((), dtype=torch.long, device=device), 0

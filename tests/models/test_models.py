@@ -21,6 +21,7 @@ ALL = ["fc5", "fc12", "lenet300", "lenet5", "convbn", "vgg11", "vgg16", "resnet2
 BIG = {"fc12", "vgg11", "vgg16", "resnet18"}
 CONV = ["lenet5", "convbn", "vgg11", "vgg16", "resnet20", "resnet18"]
 GPT = ["gpt-tiny", "gpt", "gpt-large"]  # token sequences; tested in test_gpt.py
+HF = ["minilm"]  # pretrained sentence encoder; tested in test_hf.py
 
 
 def n_params(model: nn.Module) -> int:
@@ -39,7 +40,7 @@ def bundle(input_shape: tuple[int, ...], num_classes: int) -> DataBundle:
 
 
 def test_registry_holds_exactly_the_agreed_names():
-    assert MODELS.names() == ALL + GPT
+    assert MODELS.names() == ALL + GPT + HF
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)], ids=["digits", "cifar"])

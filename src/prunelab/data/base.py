@@ -35,6 +35,9 @@ class DataBundle:
         sequence: Next-token data (``text``): ``x`` and ``y`` are int64 ``(N, T)`` token
             ids, a model outputs ``(N, T, num_classes)`` logits, and the loss is the
             cross-entropy over every position (task ``"language-model"``).
+        embedding: Embedding-fidelity data (``sentences``): ``x`` int64 ``(N, T)`` padded
+            token ids, ``y`` float32 ``(N, d)`` reference embeddings, a model outputs
+            ``(N, d)`` and the loss is ``mean(1 − cos)`` (task ``"embedding"``).
     """
 
     name: str
@@ -45,17 +48,27 @@ class DataBundle:
     spec: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     sequence: bool = False
+    embedding: bool = False
 
     @property
     def task(self) -> str:
-        """``"classification"``, ``"regression"`` or ``"language-model"``."""
+        """``"classification"``, ``"regression"``, ``"language-model"`` or ``"embedding"``."""
+        if self.embedding:
+            return "embedding"
         if self.sequence:
             return "language-model"
         return "classification" if self.num_classes > 0 else "regression"
 
     @property
+    def has_accuracy(self) -> bool:
+        """Whether outputs are class scores with an accuracy (classification, next token)."""
+        return self.task in ("classification", "language-model")
+
+    @property
     def output_dim(self) -> int:
-        """Width of the model's output layer."""
+        """Width of the model's output layer (an embedding task: the target width ``d``)."""
+        if self.embedding:
+            return int(self.train[1].shape[-1])
         return self.num_classes if self.num_classes > 0 else 1
 
     def split(self, split: str) -> tuple[Tensor, Tensor]:

@@ -48,8 +48,10 @@ DEFAULT_SUBSAMPLE = {"train": 8192, "test": 1024}
 DEFAULT_CONTEXT = 64
 
 
-def corpus_files(directory: Path | None) -> tuple[Path, list[Path]]:
+def corpus_files(directory: Path | None, dataset: str = NAME) -> tuple[Path, list[Path]]:
     """The directory searched and its corpus files, in sorted order.
+
+    ``dataset`` names the loader in error messages (``sentences`` reads the same corpus).
 
     Raises:
         PrunelabError: No directory given and ``fortunes`` not installed, a missing
@@ -58,7 +60,7 @@ def corpus_files(directory: Path | None) -> tuple[Path, list[Path]]:
     if directory is None:
         if not FORTUNES_DIR.is_dir():
             raise PrunelabError(
-                f"{NAME}: no corpus: install the Debian package fortunes ({FORTUNES_DIR}) or "
+                f"{dataset}: no corpus: install the Debian package fortunes ({FORTUNES_DIR}) or "
                 "pass data_dir=DIR, a folder of .txt files (--data-dir DIR on the command line)"
             )
         files = [
@@ -69,19 +71,26 @@ def corpus_files(directory: Path | None) -> tuple[Path, list[Path]]:
         return FORTUNES_DIR, files
     directory = Path(directory)
     if not directory.is_dir():
-        raise PrunelabError(f"{NAME}: {directory} is not a directory; pass a folder of .txt files")
+        raise PrunelabError(
+            f"{dataset}: {directory} is not a directory; pass a folder of .txt files"
+        )
     return directory, sorted(p for p in directory.rglob("*.txt") if p.is_file())
 
 
-def read_corpus(directory: Path | None, max_bytes: int | None = None) -> tuple[bytes, dict]:
-    """The corpus as one byte string (fortune separators removed) and facts about it."""
-    where, files = corpus_files(directory)
+def read_corpus(
+    directory: Path | None, max_bytes: int | None = None, dataset: str = NAME
+) -> tuple[bytes, dict]:
+    """The corpus as one byte string (fortune separators removed) and facts about it.
+
+    Files are joined with a blank line; ``dataset`` names the loader in error messages.
+    """
+    where, files = corpus_files(directory, dataset)
     parts = []
     for path in files:
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            raise PrunelabError(f"{NAME}: cannot read {path}: {exc}") from None
+            raise PrunelabError(f"{dataset}: cannot read {path}: {exc}") from None
         if where == FORTUNES_DIR:
             raw = b"\n".join(line for line in raw.split(b"\n") if line.strip() != b"%")
         raw = raw.strip()
@@ -92,7 +101,7 @@ def read_corpus(directory: Path | None, max_bytes: int | None = None) -> tuple[b
         text = text[:max_bytes]
     if not text:
         raise PrunelabError(
-            f"{NAME}: no text in {where} ({len(files)} .txt file(s), all empty); "
+            f"{dataset}: no text in {where} ({len(files)} .txt file(s), all empty); "
             "pass data_dir=DIR, a folder of non-empty .txt files (--data-dir DIR)"
         )
     return text, {"directory": str(where), "files": len(files), "bytes": len(text)}

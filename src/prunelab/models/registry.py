@@ -111,8 +111,10 @@ def build(
     """Build a freshly initialised model.
 
     Args:
-        name: A registered model name (see ``MODELS.names()``) or a user model
-            ``"package.module:factory"`` (see :mod:`prunelab.models.user`).
+        name: A registered model name (see ``MODELS.names()``), a user model
+            ``"package.module:factory"`` (see :mod:`prunelab.models.user`), or a Hugging
+            Face encoder directory ``"hf:PATH"`` (see :mod:`prunelab.models.hf`; the
+            path is stored absolute in the spec).
         data: A :class:`~prunelab.data.DataBundle`; supplies ``input_shape`` (shape of one
             example) and ``output_dim`` (classes, or 1 for regression) unless they are
             given explicitly.
@@ -142,7 +144,13 @@ def build(
         )
     shape = _check_shape(input_shape)
     out = _check_output_dim(output_dim)
-    if isinstance(name, str) and ":" in name:
+    if isinstance(name, str) and (name.startswith("hf:") or name == "minilm"):
+        # Pretrained encoders (minilm too: its data check needs `data`); see models/hf.py.
+        from prunelab.models.hf import build_hf, check_reference
+
+        name = check_reference(name, data)  # hf:PATH with PATH absolute
+        model = build_hf(name, shape, out)
+    elif isinstance(name, str) and ":" in name:
         # Imported lazily: user.py imports this module.
         from prunelab.models.user import build_user_model
 
