@@ -146,7 +146,7 @@ def cli(capsys):
     return run
 
 
-def test_limit_cli_on_a_gpt_puts_the_prediction_beside_the_loss_limit(gpt_ckpt, cli):
+def test_limit_cli_on_a_gpt_puts_the_prediction_beside_the_loss_limit(lm, gpt_ckpt, cli):
     code, out, _ = cli(["limit", gpt_ckpt, "--verify", "--loss-tolerance", "0.05", *FAST,
                         "--json"])  # fmt: skip
     assert code == 0
@@ -158,6 +158,8 @@ def test_limit_cli_on_a_gpt_puts_the_prediction_beside_the_loss_limit(gpt_ckpt, 
     assert res["estimates"]["quadratic"]["eps"] == 0.05
     assert res["estimates"]["gaussian-width"]["eps"] == 0.05  # the measured rule's ε
     assert any(f.endswith("loss_vs_sparsity.png") for f in res["files"])
+    cert = res["estimates"]["certified"]  # T = 8 next-token softmaxes per example
+    assert cert["rank_bound"] == cert["num_examples"] * 8 * (lm[1].num_classes - 1)
     code, out, _ = cli(["limit", gpt_ckpt, "--verify", "--method", "quadratic", *FAST])
     assert code == 0
     assert "loss <= dense + 0.05" in out and "perplexity" in out
@@ -220,3 +222,19 @@ def test_embedding_limit_uses_the_minimum_cosine():
     truth = one_shot_limit(net, data, grid=[0.0, 0.1, 0.3, 0.5], bootstrap=20, min_cosine=0.99)
     assert truth.metric == "loss" and truth.accuracy is None
     assert truth.tolerance == pytest.approx(0.01, abs=1e-15)
+
+
+def test_limit_per_layer_prints_each_layers_limit_and_the_allocations(gpt_ckpt, cli):
+    argv = ["limit", gpt_ckpt, "--method", "cosine", "--per-layer", "--sparsity", "0.6",
+            "--grid-step", "0.1", "--samples", "32"]  # fmt: skip
+    code, out, _ = cli([*argv, "--json"])
+    assert code == 0
+    pl = json.loads(out)["per_layer"]
+    assert pl["predictor"] == "quadratic" and pl["eps"] == 0.05
+    total = pl["rows"][-1]["D"]
+    for alloc in pl["allocations"].values():
+        assert sum(alloc["kept"].values()) == round(0.4 * total)
+    assert pl["rows"][-1]["layer"] == "overall"
+    assert all(0 <= r["predicted limit"] <= 1 for r in pl["rows"][:-1])
+    code, out, _ = cli(argv)
+    assert code == 0 and "per layer: predicted limit (quadratic" in out and "erk" in out

@@ -13,7 +13,8 @@ than ``tolerance`` or ``max_iters`` is reached. The probe standard error (the ot
 stochastic, error) is reported beside it, from the delta method at the midpoint.
 
 Rank deficiency: the GGN of ``N`` examples with ``C`` softmax outputs has rank at most
-``N·(C−1)`` (``N·C`` for squared error), so when ``D`` exceeds that, ``ρ ≥ 1 − rank/D``
+``N·(C−1)`` (``N·T·(V−1)`` for a language model's ``T`` next-token softmaxes over ``V``
+tokens; ``N·C`` for squared error), so when ``D`` exceeds that, ``ρ ≥ 1 − rank/D``
 whatever ``ε`` is and the prediction says little about the network: it is flagged.
 """
 
@@ -197,7 +198,9 @@ def certified_limit(
     op = GGN(work, loss_fn, batches, params=list(params))
     removed = removed_norm_curve(flat.double().numpy())
     n = sum(int(y.shape[0]) for _, y in batches)
-    bound = ggn_rank_bound(n, data.output_dim, data.task == "classification")
+    # a language model has T softmax outputs per example: N·T·(V−1)
+    positions = int(data.input_shape[0]) if data.task == "language-model" else 1
+    bound = ggn_rank_bound(n * positions, data.output_dim, data.task != "regression")
     steps = min(max_iters, op.dim)
     found: dict = {}
 
