@@ -299,3 +299,23 @@ def test_sparsegpt_prunes_a_gpt_closer_to_the_dense_outputs_than_magnitude():
                 float((net(x) - w).pow(2).sum()) for (x, _), w in zip(batches, want, strict=True)
             )
     assert distance["sparsegpt"] < distance["magnitude"]
+
+
+def test_obd_with_the_true_fisher_on_a_language_model_uses_sampled_token_labels():
+    # the exact T·V sum is out of reach for a real vocabulary, so obd's "fisher" samples
+    # every position's label; the sampled diagonal itself is checked against the dense GGN
+    # in tests/curvature/test_diagonals.py
+    from prunelab.curvature import fisher_diag
+
+    net, batches = tiny_gpt(), token_batches()
+    got = score(net, "obd", batches, lm_loss, curvature="fisher", num_probes=6, seed=5)
+    params = prunable_parameters(net)
+    diag = fisher_diag(net, lm_loss, batches, list(params), method="sampled",
+                       num_samples=6, seed=5).value  # fmt: skip
+    start = 0
+    for name, p in params.items():
+        c = diag[start : start + p.numel()].reshape(p.shape)
+        start += p.numel()
+        torch.testing.assert_close(got[name], 0.5 * c * p.detach() ** 2, rtol=1e-12, atol=0)
+    again = score(net, "obd", batches, lm_loss, curvature="fisher", num_probes=6, seed=5)
+    assert all(torch.equal(got[k], again[k]) for k in got)

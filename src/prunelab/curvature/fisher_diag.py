@@ -98,23 +98,29 @@ def empirical_fisher_diag(
     return _finish(p, acc, bad)
 
 
-def _check_cross_entropy(p: Problem) -> None:
-    """Refuse anything but softmax cross-entropy on integer class labels."""
+def _check_cross_entropy(p: Problem) -> int:
+    """Refuse anything but softmax cross-entropy on integer labels; return the positions.
+
+    Two layouts: a classifier's ``(N, C)`` logits with ``(N,)`` labels (one position), or
+    a language model's ``(N, T, C)`` logits with ``(N, T)`` next-token labels, the loss
+    being the mean over all ``N·T`` tokens (``T`` positions).
+    """
     if not p.batches:
-        return
+        return 1
     b = p.batches[0]
     with torch.no_grad():
         out = p.output(p.theta, b.x)
-        ok = out.ndim == 2 and not b.y.is_floating_point() and b.y.ndim == 1
+        ok = not b.y.is_floating_point() and out.ndim in (2, 3) and b.y.shape == out.shape[:-1]
         if ok:
-            ref = F.cross_entropy(out, b.y)
+            ref = F.cross_entropy(out.reshape(-1, out.shape[-1]), b.y.reshape(-1))
             got = p.loss_fn(out, b.y)
             ok = bool(torch.isclose(got, ref, rtol=1e-5, atol=1e-6))
     if not ok:
         raise PrunelabError(
-            "fisher_diag needs softmax cross-entropy on (N, C) logits and integer labels; "
-            "for other losses use GGN with hutchinson_diag or empirical_fisher_diag"
+            "fisher_diag needs softmax cross-entropy on (N, C) or (N, T, C) logits and integer "
+            "labels; for other losses use GGN with hutchinson_diag or empirical_fisher_diag"
         )
+    return 1 if out.ndim == 2 else out.shape[1]
 
 
 def fisher_diag(
@@ -132,8 +138,14 @@ def fisher_diag(
 ) -> Estimate:
     """True Fisher (= GGN) diagonal of softmax cross-entropy, ``mean_n Σ_c p_nc (∂ log p_nc)²``.
 
+    For a language model (``(N, T, C)`` logits, loss the mean over all tokens) it is
+    ``mean_n (1/T) Σ_t Σ_c p_ntc (∂ log p_ntc)²``; the sampled estimate draws every
+    position's token from ``p_nt`` independently and squares the gradient of the summed
+    log-probabilities, whose cross terms between positions have mean zero.
+
     Args:
-        model: A classifier returning ``(N, C)`` logits.
+        model: A classifier returning ``(N, C)`` logits, or a language model returning
+            ``(N, T, C)``.
         loss_fn: Must be (numerically) ``F.cross_entropy`` with mean reduction (checked).
         batches: Iterable of ``(x, y)`` batches; ``y`` is only used for the check.
         params: ``None`` (prunable set), a ``PrunableSpec`` or parameter names.
@@ -154,11 +166,11 @@ def fisher_diag(
     if method == "sampled":
         check_int(num_samples, "num_samples", 2)
     p = Problem(model, loss_fn, batches, params, shard=shard, distributed=distributed)
-    _check_cross_entropy(p)
+    positions = _check_cross_entropy(p)
 
     def log_probs(th, xi):
-        lp = torch.log_softmax(p.output(th, xi[None])[0], dim=-1)
-        return lp, lp
+        lp = torch.log_softmax(p.output(th, xi[None])[0], dim=-1).reshape(-1)
+        return lp, lp  # (C,) or the T·C log-probabilities of a sequence
 
     bad = None
     with torch.no_grad():
@@ -166,19 +178,20 @@ def fisher_diag(
             jac = vmap(jacrev(log_probs, has_aux=True), in_dims=(None, 0))
             acc = torch.zeros(p.dim, dtype=p.dtype, device=p.device)
             for b in p.batches:
-                classes = p.output(p.theta, b.x[:1]).shape[-1]
-                for s, e in _chunks(b.n, classes, p.dim, chunk_size):
-                    jacs, lp = jac(p.theta, b.x[s:e])  # blocks (n, C, *shape), (n, C)
+                rows = p.output(p.theta, b.x[:1]).numel()  # C, or T·C for a sequence
+                for s, e in _chunks(b.n, rows, p.dim, chunk_size):
+                    jacs, lp = jac(p.theta, b.x[s:e])  # blocks (n, rows, *shape), (n, rows)
                     sq = torch.cat([j.reshape(*j.shape[:2], -1) ** 2 for j in jacs], dim=2)
                     if not bool(torch.isfinite(sq).all()):
                         bad = bad or f"non-finite log-probability gradient on {p.batch_label(b)}"
                     acc += torch.einsum("nc,ncd->d", lp.exp(), sq)
-            value = _finish(p, acc, bad)
+            value = _finish(p, acc, bad) / positions
             return Estimate(value, torch.zeros_like(value), 0)
 
         def picked(th, xi, c):
+            # c: () or (T,) sampled labels; the sequence's log-probabilities are summed
             lp = torch.log_softmax(p.output(th, xi[None])[0], dim=-1)
-            return lp.gather(0, c.reshape(1))[0]
+            return lp.reshape(-1, lp.shape[-1]).gather(1, c.reshape(-1, 1)).sum()
 
         per_example = vmap(grad_and_value(picked), in_dims=(None, 0, 0))
         acc = torch.zeros(num_samples, p.dim, dtype=p.dtype, device=p.device)
@@ -186,8 +199,10 @@ def fisher_diag(
             probs = torch.softmax(p.output(p.theta, b.x), dim=-1).double().cpu()
             state = np.random.SeedSequence([int(seed) % 2**64, b.index]).generate_state(2)
             gen = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-            labels = torch.multinomial(probs, num_samples, replacement=True, generator=gen)
-            labels = labels.to(p.device)
+            flat = probs.reshape(-1, probs.shape[-1])  # (N·T, C): one draw per position
+            labels = torch.multinomial(flat, num_samples, replacement=True, generator=gen)
+            labels = labels.reshape(*probs.shape[:-1], num_samples).movedim(-1, 1)
+            labels = labels.reshape(b.n, num_samples, -1).squeeze(-1).to(p.device)
             for k in range(num_samples):
                 for s, e in _chunks(b.n, 1, p.dim, chunk_size):
                     grads, lp = per_example(p.theta, b.x[s:e], labels[s:e, k])
@@ -196,5 +211,5 @@ def fisher_diag(
                         bad = bad or f"non-finite log-probability gradient on {p.batch_label(b)}"
                     acc[k] += (g * g).sum(0)
         stats = RunningMean()
-        stats.add(_finish(p, acc, bad))
+        stats.add(_finish(p, acc, bad) / positions)
         return stats.estimate()

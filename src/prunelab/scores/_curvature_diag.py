@@ -13,6 +13,12 @@ negative-curvature rule.
 ``fisher``             true Fisher = GGN of softmax cross-entropy         ``>= 0``
 =====================  ================================================  ==========
 
+The true Fisher is exact (one backward pass per class) for a classifier. For a language
+model, whose every example has ``T·V`` log-probabilities (16k for 64 byte tokens), the
+exact sum is out of reach, so labels are sampled from the model's own predictive
+distribution at every position (``num_probes`` draws per example, seeded by ``seed``):
+an unbiased estimate with a standard error, at a cost independent of the vocabulary.
+
 ``negative_curvature``: ``"clamp"`` replaces ``c_i < 0`` by 0, ``"keep"`` leaves the
 sign, ``"abs"`` uses ``|c_i|``. Fisher diagonals are never negative, so the rule only
 matters for the Hessian ones (methods.md §2: OBD clamps, Taylor-2 keeps by default).
@@ -73,8 +79,9 @@ def curvature_diagonal(
         batches: ``(x, y)`` pairs; every example is weighted equally.
         loss_fn: Mean-reduced loss (plain cross-entropy for ``"fisher"``).
         curvature: One of :data:`CURVATURES`.
-        num_probes: Hutchinson probes (ignored otherwise).
-        seed: Hutchinson probe seed (ignored otherwise).
+        num_probes: Hutchinson probes; label draws of a language model's sampled
+            ``"fisher"`` (ignored otherwise).
+        seed: Seed of those probes or draws (ignored otherwise).
         temperature: Outputs are divided by ``T`` before the loss.
         negative_curvature: One of :data:`NEGATIVE_CURVATURE`.
 
@@ -98,7 +105,17 @@ def curvature_diagonal(
     elif curvature == "empirical-fisher":
         flat = empirical_fisher_diag(module, loss_fn, batches, params=names)
     else:
-        flat = fisher_diag(module, loss_fn, batches, params=names).value
+        y = batches[0][1] if batches else None
+        if y is not None and not y.is_floating_point() and y.ndim == 2:
+            # (N, T) next-token labels: a language model, see the module docstring
+            est = fisher_diag(
+                module, loss_fn, batches, params=names, method="sampled",
+                num_samples=max(2, num_probes), seed=seed,
+            )  # fmt: skip
+            stderr = unflatten(est.stderr, params)
+        else:
+            est = fisher_diag(module, loss_fn, batches, params=names)
+        flat = est.value
     negative = float((flat < 0).double().mean()) if flat.numel() else 0.0
     flat = apply_negative_rule(flat, negative_curvature)
     return Diagonal(unflatten(flat.detach(), params), stderr, negative)
