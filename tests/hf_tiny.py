@@ -12,6 +12,8 @@ import socket
 import string
 from pathlib import Path
 
+from prunelab import _hf
+
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 SYMBOLS = list(string.ascii_lowercase + string.digits + string.punctuation)
 VOCAB = SPECIALS + SYMBOLS + [f"##{c}" for c in SYMBOLS]
@@ -53,7 +55,8 @@ def save_tiny_bert(path: Path, *, layers: int = 2, width: int = 16, seed: int = 
     )  # fmt: skip
     torch.manual_seed(seed)
     model = transformers.BertModel(config)
-    model.save_pretrained(path)
+    with _hf._quiet(transformers):  # no "Writing model shards" bar
+        model.save_pretrained(path)
     vocab = {tok: i for i, tok in enumerate(VOCAB)}
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)

@@ -148,6 +148,7 @@ def load_sentences(
         max_bytes = check_count(NAME, "max_bytes", max_bytes)
     if not _hf.is_hf_name(reference):
         raise PrunelabError(f"{NAME}: reference must be 'minilm' or 'hf:PATH', got {reference!r}")
+    _hf.model_dir(reference)  # a bad reference is told before the corpus is read
     raw, facts = read_corpus(data_dir, max_bytes, dataset=NAME)
     found = split_sentences(raw.decode("utf-8", errors="replace"))
     need = calibration + evaluation
