@@ -327,3 +327,23 @@ def test_sweep_lomp_equals_the_procedure(tmp_path):
     assert metrics["nnz"] == mask.nnz
     assert metrics["after_prune"] == record.after_prune
     assert metrics["dense"] == record.dense
+
+
+def test_eval_train_false_skips_only_the_training_split_metrics(reference, tmp_path):
+    text = TINY.read_text()
+    assert "eval_train" not in load_config_text(tmp_path, text).to_dict()  # hash unchanged
+    cfg = tmp_path / "no_train_eval.toml"
+    cfg.write_text(
+        text.replace('models = ["lenet300"]', 'eval_train = false\nmodels = ["lenet300"]')
+    )
+    assert load_config(cfg).to_dict()["eval_train"] is False
+    run_sweep(cfg, tmp_path / "out", progress=False)
+    got, ref = table(tmp_path / "out"), table(reference)
+    assert got.keys() == ref.keys()  # the same runs: the mask does not depend on it
+    for h, (status, _, metrics, _) in got.items():
+        assert status == "ok"
+        for stage in ("dense", "after_prune", "after_finetune"):
+            assert "train_loss" not in metrics[stage] and "train_loss" in ref[h][2][stage]
+            assert metrics[stage]["loss"] == ref[h][2][stage]["loss"]
+    with pytest.raises(PrunelabError, match="eval_train"):
+        load_config_text(tmp_path, text.replace("seeds", 'eval_train = "no"\nseeds'))

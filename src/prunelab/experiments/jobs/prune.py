@@ -66,6 +66,7 @@ def prune_job(
     spec: PrunableSpec | None = None,
     force: bool = False,
     device: str | None = None,
+    eval_train: bool = True,
     progress: bool = False,
 ) -> PruneOutcome:
     """Prune a checkpoint (or a model in memory), optionally fine-tune, optionally save.
@@ -85,6 +86,8 @@ def prune_job(
         spec: Prunable set of a model in memory (a checkpoint brings its own).
         force: Replace an existing different run in ``out``.
         device: Where a checkpoint's model is put (``cpu``, ``cuda``, ``auto``).
+        eval_train: Also evaluate the training split at every stage (``train_loss``,
+            ``train_accuracy``); not part of the run id, since the mask does not change.
         progress: Draw a bar of the scoring steps on stderr (never part of the run id).
 
     Returns:
@@ -118,7 +121,7 @@ def prune_job(
     mask, record = run_procedure(
         model, data, criterion, sparsity, settings, hparams=hp,
         spec=parent_mask.spec if parent_mask is not None else spec, previous=parent_mask,
-        finetune=finetune, parent_meta=parent_meta, progress=progress,
+        finetune=finetune, parent_meta=parent_meta, eval_train=eval_train, progress=progress,
     )  # fmt: skip
     meta = {
         "run_id": run_id,

@@ -169,6 +169,7 @@ class SweepPlan:
             "data_dir": run.data.data_dir,
             "dense_path": str(self.dense_dir / dense.hash) if dense else None,
             "sparsity": sparsity,
+            "eval_train": self.config.eval_train,
         }
         return ("run", run.hash, job)
 

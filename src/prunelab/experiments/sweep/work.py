@@ -109,7 +109,7 @@ def _prune(job: dict) -> dict:
     outcome = prune_job(
         source, run["criterion"], job["sparsity"], settings, hparams=run["hparams"],
         finetune=finetune, data=data, spec=PrunableSpec(**run["prunable"]),
-        device=job.get("device"),
+        device=job.get("device"), eval_train=job.get("eval_train", True),
     )  # fmt: skip
     return run_metrics(outcome.record, outcome.mask, outcome.model, data)
 
