@@ -63,6 +63,7 @@ def top_eigenvalues(
     seed: int = 0,
     return_vectors: bool = False,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    max_memory: int | str | None = None,
 ) -> TopEigen:
     """The ``k`` most extreme eigenvalues of ``op``.
 
@@ -75,7 +76,10 @@ def top_eigenvalues(
             ``D``).
         seed: Seed of the Rademacher start vector.
         return_vectors: Also return the ``(D, k)`` Ritz vectors.
-        max_basis_bytes: Cap on the stored basis memory.
+        max_basis_bytes: Without ``max_memory``: refuse a larger stored basis.
+        max_memory: Memory cap choosing the basis storage (see :func:`lanczos`); Ritz
+            vectors need the whole basis, so ``return_vectors`` is refused when only
+            the latest vectors fit.
 
     Returns:
         :class:`TopEigen`; ``converged`` is False (and a warning logged) when
@@ -117,8 +121,8 @@ def top_eigenvalues(
         return j + 1 >= k and converged(alphas, betas, j + 1)[3]
 
     starts = probe_rows(seed, 0, 1, op.dim, op.dtype, op.device)
-    alphas, betas, lengths, broke, Q = run_chains(
-        op, starts, m, max_basis_bytes=max_basis_bytes, stop=stop
+    alphas, betas, lengths, broke, basis = run_chains(
+        op, starts, m, max_basis_bytes=max_basis_bytes, max_memory=max_memory, stop=stop
     )
     n = int(lengths[0])
     values, res, U, ok = converged(alphas, betas, n)
@@ -131,5 +135,6 @@ def top_eigenvalues(
         log.warning("top_eigenvalues: not converged after %d steps (residuals %s)", n, res.tolist())
     vectors = None
     if return_vectors:
+        Q = basis.tensor()
         vectors = Q[0, :n].T @ U.to(Q)
     return TopEigen(values, res, n, ok, vectors)

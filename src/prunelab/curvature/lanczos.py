@@ -7,7 +7,9 @@ all ``r`` current vectors in **one** ``matmat`` (one pass over the data).
 
 Memory: full re-orthogonalisation keeps every basis vector, ``r × m`` vectors of ``D``
 entries (``r·m·D·itemsize`` bytes; 4 runs × 128 steps × 1.6M float32 ≈ 3.3 GB). The
-basis is refused above ``max_basis_bytes`` (4 GiB by default) rather than swapping.
+basis is refused above ``max_basis_bytes`` (4 GiB by default) rather than swapping,
+unless ``max_memory`` is given: then the storage is chosen to fit it (full, half
+precision, or the latest vectors only; :mod:`prunelab.curvature._basis`).
 
 Breakdown: when ``β_j ≤ tol · max(|α|, β)`` the chain has found an invariant subspace
 (it has seen every distinct eigenvalue its start vector touches). That chain stops
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from prunelab.curvature._basis import KrylovBasis, parse_bytes
 from prunelab.curvature._checks import check_int, check_operator
 from prunelab.curvature.estimate import probe_rows
 from prunelab.curvature.operator import CurvatureOperator
@@ -50,6 +53,8 @@ class LanczosResult:
         requested_iters: Steps the caller asked for.
         dim: ``D``.
         basis: ``(r, m, D)`` Krylov bases when ``keep_basis=True``, else None.
+        basis_mode: How the basis was kept: ``"full"``, ``"half"`` or ``"window"``.
+        basis_bytes: Bytes it took (stored vectors + the two recurrence vectors).
     """
 
     alphas: Tensor
@@ -60,6 +65,8 @@ class LanczosResult:
     requested_iters: int
     dim: int
     basis: Tensor | None = None
+    basis_mode: str = "full"
+    basis_bytes: int = 0
 
     @property
     def clamped(self) -> bool:
@@ -93,9 +100,10 @@ def run_chains(
     *,
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    max_memory: int | str | None = None,
     stop: Callable[[int, Tensor, Tensor], bool] | None = None,
     on_step: Callable[[], None] | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, KrylovBasis]:
     """Advance ``r`` chains from the rows of ``starts`` for up to ``num_iters`` steps.
 
     Args:
@@ -103,23 +111,42 @@ def run_chains(
         starts: ``(r, D)`` start vectors (normalised here).
         num_iters: ``m``, at most ``D``.
         tol: Relative breakdown threshold (default ``1000 · eps`` of the dtype).
-        max_basis_bytes: Refuse a basis larger than this.
+        max_basis_bytes: Without ``max_memory``: refuse a full basis larger than this.
+        max_memory: Cap (bytes, or e.g. ``"512MiB"``) that chooses how the basis is
+            kept: in full, in half precision, or only its latest vectors
+            (see :mod:`prunelab.curvature._basis`). ``None``: always in full.
         stop: Optional ``stop(j, alphas, betas) -> bool`` checked after step ``j``.
         on_step: Optional ``on_step()`` called after every operator product (progress).
 
     Returns:
-        ``(alphas, betas, lengths, breakdown, basis)`` as in :class:`LanczosResult`.
+        ``(alphas, betas, lengths, breakdown, basis)`` as in :class:`LanczosResult`, with
+        ``basis`` the :class:`~prunelab.curvature._basis.KrylovBasis` (its ``mode``,
+        ``nbytes`` and ``tensor()``).
     """
     r, dim = starts.shape
+    cap = parse_bytes(max_memory)
     need = r * num_iters * dim * starts.element_size()
-    if need > max_basis_bytes:
+    if cap is None and need > max_basis_bytes:
         raise PrunelabError(
             f"Lanczos basis needs {need / 2**30:.2f} GiB ({r} runs x {num_iters} steps x D={dim}) "
-            f"> max_basis_bytes={max_basis_bytes}; use fewer iterations or runs, or raise the cap"
+            f"> max_basis_bytes={max_basis_bytes}; use fewer iterations or runs, or set "
+            "max_memory (the basis is then kept in half precision or in part)"
         )
     tol = 1e3 * torch.finfo(op.dtype).eps if tol is None else float(tol)
-    Q = torch.empty(r, num_iters, dim, dtype=op.dtype, device=op.device)
-    Q[:, 0] = starts / starts.norm(dim=1, keepdim=True)
+    basis = KrylovBasis(r, num_iters, dim, op.dtype, op.device, cap)
+    if basis.mode != "full":
+        log.info(
+            "Lanczos basis: %s storage (%d of %d vectors per chain, %.1f MiB <= max_memory)",
+            basis.mode,
+            basis.window,
+            num_iters,
+            basis.nbytes / 2**20,
+        )
+    # The recurrence's two vectors, full precision, all chains (rows of finished chains
+    # are left as they are).
+    cur = starts.to(op.dtype) / starts.norm(dim=1, keepdim=True)
+    prev = torch.zeros_like(cur)
+    basis.put(0, cur)
     alphas = torch.zeros(r, num_iters, dtype=torch.float64)
     betas = torch.zeros(r, num_iters, dtype=torch.float64)
     lengths = torch.zeros(r, dtype=torch.int64)
@@ -127,7 +154,7 @@ def run_chains(
     active = torch.arange(r)
     for j in range(num_iters):
         full = len(active) == r
-        q = Q[:, j] if full else Q[active, j]
+        q = cur if full else cur[active]
         try:
             w = op._matmat_rows(q)
         except PrunelabError as exc:
@@ -137,11 +164,8 @@ def run_chains(
         a = (w * q).sum(1)
         w -= a[:, None] * q
         if j > 0:
-            prev = Q[:, j - 1] if full else Q[active, j - 1]
-            w -= betas[active, j - 1].to(w)[:, None] * prev
-        basis = Q[:, : j + 1] if full else Q[active, : j + 1]
-        for _ in range(2):  # "twice is enough" for orthogonality to working precision
-            w -= torch.bmm(basis.transpose(1, 2), torch.bmm(basis, w[:, :, None]))[:, :, 0]
+            w -= betas[active, j - 1].to(w)[:, None] * (prev if full else prev[active])
+        w = basis.orthogonalise(w, j, active, full)
         b = w.norm(dim=1)
         if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(b).all())):
             raise PrunelabError(f"Lanczos step {j + 1} of {num_iters}: non-finite coefficients")
@@ -154,11 +178,14 @@ def run_chains(
         done = betas[active, j] <= tol * scale
         broke[active[done]] = True
         keep = ~done
-        Q[active[keep], j + 1] = w[keep.to(w.device)] / b[keep.to(b.device), None]
+        nxt = w[keep.to(w.device)] / b[keep.to(b.device), None]
+        prev[active[keep]] = q[keep.to(q.device)]  # copied before cur (q may be cur) changes
+        cur[active[keep]] = nxt
+        basis.put(j + 1, nxt, None if bool(keep.all()) and full else active[keep])
         active = active[keep]
         if len(active) == 0 or (stop is not None and stop(j, alphas, betas)):
             break
-    return alphas, betas, lengths, broke, Q
+    return alphas, betas, lengths, broke, basis
 
 
 def lanczos(
@@ -169,6 +196,7 @@ def lanczos(
     num_runs: int = 1,
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    max_memory: int | str | None = None,
     keep_basis: bool = False,
     on_step: Callable[[], None] | None = None,
 ) -> LanczosResult:
@@ -181,8 +209,14 @@ def lanczos(
         seed: Start vector of run ``i`` is Rademacher probe ``i`` of ``seed``.
         num_runs: Number of independent chains ``r``.
         tol: Relative breakdown threshold (default ``1000 · eps``).
-        max_basis_bytes: Cap on the memory of the stored basis (``r·m·D`` entries).
-        keep_basis: Return the Krylov bases (for Ritz vectors).
+        max_basis_bytes: Without ``max_memory``: refuse a basis (``r·m·D`` entries)
+            larger than this.
+        max_memory: Memory cap (bytes or e.g. ``"512MiB"``) that picks the basis storage:
+            full re-orthogonalisation if it fits, else a half-precision basis, else
+            local re-orthogonalisation against the latest vectors that fit
+            (:mod:`prunelab.curvature._basis`). Recorded in the result.
+        keep_basis: Return the Krylov bases (for Ritz vectors; refused when only the
+            latest vectors were kept).
         on_step: Optional ``on_step()`` after every step (one operator product); the
             caller draws progress from it, the library never prints.
 
@@ -205,8 +239,14 @@ def lanczos(
     check_int(num_runs, "num_runs", 1)
     m = clamp_iters(num_iters, op.dim)
     starts = probe_rows(seed, 0, num_runs, op.dim, op.dtype, op.device)
-    alphas, betas, lengths, broke, Q = run_chains(
-        op, starts, m, tol=tol, max_basis_bytes=max_basis_bytes, on_step=on_step
+    alphas, betas, lengths, broke, basis = run_chains(
+        op,
+        starts,
+        m,
+        tol=tol,
+        max_basis_bytes=max_basis_bytes,
+        max_memory=max_memory,
+        on_step=on_step,
     )
     if bool(broke.any()):
         log.info(
@@ -216,5 +256,14 @@ def lanczos(
             lengths.tolist(),
         )
     return LanczosResult(
-        alphas, betas, lengths, broke, m, num_iters, op.dim, Q if keep_basis else None
+        alphas,
+        betas,
+        lengths,
+        broke,
+        m,
+        num_iters,
+        op.dim,
+        basis.tensor() if keep_basis else None,
+        basis.mode,
+        basis.nbytes,
     )

@@ -100,6 +100,7 @@ def layer_slq(
     *,
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    max_memory: int | str | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> dict[str, SpectralMeasure]:
     """SLQ spectral measure of each layer's diagonal block.
@@ -114,7 +115,8 @@ def layer_slq(
         num_runs: Runs per layer.
         seed: Start-vector seed (the same for every layer).
         tol: Breakdown threshold, see :func:`~prunelab.curvature.lanczos`.
-        max_basis_bytes: Cap on each layer's stored basis.
+        max_basis_bytes: Cap on each layer's stored basis (without ``max_memory``).
+        max_memory: Memory cap of each layer's basis (see :func:`~prunelab.curvature.lanczos`).
         on_step: Optional ``on_step()`` after every Lanczos step of every layer.
 
     Returns:
@@ -129,6 +131,7 @@ def layer_slq(
             seed,
             tol=tol,
             max_basis_bytes=max_basis_bytes,
+            max_memory=max_memory,
             on_step=on_step,
         )
         for layer, names in op.layers().items()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+from prunelab.curvature._basis import parse_bytes
 from prunelab.schema import setting
 
 
@@ -24,6 +25,9 @@ class SpectrumSettings:
         operator: ``hessian``, ``ggn`` or (empirical) ``fisher``.
         per_layer: Also per layer (each diagonal block): SLQ spectrum, top eigenvalue and
             traces; ``L`` more passes per Lanczos step.
+        max_memory: Cap on the Lanczos basis, bytes or a size such as ``"512MiB"``
+            (``None``: full re-orthogonalisation, refused above 4 GiB). Above the cap
+            the basis is kept in half precision, then only its latest vectors.
     """
 
     num_iters: int = setting(64, "Lanczos steps per run", flag="iters", minimum=1)
@@ -32,7 +36,20 @@ class SpectrumSettings:
     batch_size: int = setting(256, "examples per product batch (memory only)", minimum=1)
     operator: Literal["hessian", "ggn", "fisher"] = setting("hessian", "curvature operator")
     per_layer: bool = setting(False, "also per-layer spectra, top eigenvalues, traces")
+    max_memory: str | None = setting(
+        None, "cap on the Lanczos basis, e.g. 512MiB (half precision / fewer vectors above it)"
+    )
+
+    def __post_init__(self):
+        parse_bytes(self.max_memory)  # refuse a bad size when the settings are read
 
     def to_dict(self) -> dict:
-        """Plain dict (sweep identities, ``meta.json``)."""
-        return asdict(self)
+        """Plain dict (sweep identities, ``meta.json``); ``max_memory`` only when set.
+
+        ``max_memory`` came later; leaving it out at its default keeps every identity
+        written before it existed.
+        """
+        out = asdict(self)
+        if out["max_memory"] is None:
+            del out["max_memory"]
+        return out

@@ -193,6 +193,7 @@ def slq(
     *,
     tol: float | None = None,
     max_basis_bytes: int = MAX_BASIS_BYTES,
+    max_memory: int | str | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> SpectralMeasure:
     """Stochastic Lanczos quadrature with ``num_runs`` chains advanced as one block.
@@ -205,7 +206,9 @@ def slq(
         num_runs: Independent Rademacher start vectors (>= 2 for standard errors).
         seed: Run ``i`` starts from Rademacher probe ``i`` of ``seed``.
         tol: Relative breakdown threshold (see :func:`lanczos`).
-        max_basis_bytes: Cap on the stored basis (``num_runs · m · D`` entries).
+        max_basis_bytes: Without ``max_memory``: refuse a larger basis
+            (``num_runs · m · D`` entries).
+        max_memory: Memory cap choosing the basis storage (see :func:`lanczos`).
         on_step: Optional ``on_step()`` after every Lanczos step (progress).
 
     Returns:
@@ -228,6 +231,7 @@ def slq(
         num_runs=num_runs,
         tol=tol,
         max_basis_bytes=max_basis_bytes,
+        max_memory=max_memory,
         on_step=on_step,
     )
     return SpectralMeasure.from_lanczos(res, seed)

@@ -147,6 +147,7 @@ def spectrum_summary(
     params: ParamsArg = None,
     operator: str = "hessian",
     layer_probes: int = 32,
+    max_memory: int | str | None = SpectrumSettings.max_memory,
     progress: bool = False,
     **op_kwargs,
 ) -> SpectrumSummary:
@@ -167,6 +168,9 @@ def spectrum_summary(
         params: Parameter selection (default: the prunable set).
         operator: ``"hessian"``, ``"ggn"`` or ``"fisher"`` (empirical).
         layer_probes: Probes for the per-layer traces.
+        max_memory: Cap on the Lanczos basis (bytes or e.g. ``"512MiB"``); above it the
+            basis is kept in half precision, then only in part (see
+            :func:`~prunelab.curvature.lanczos`). ``None``: full re-orthogonalisation.
         progress: Show a progress bar of the Lanczos steps on stderr (how a run is
             watched, not what it computes: no number depends on it).
         **op_kwargs: Passed to the operator (``shard``, ``distributed``, ``compile``...).
@@ -182,10 +186,11 @@ def spectrum_summary(
     if per_layer:
         steps += sum(min(num_iters, d) for d in blocks.values())
     with progress_bar(steps, "Lanczos", progress) as bar:
-        measure = slq(op, num_iters, num_runs, seed, on_step=bar.update)
+        mem = {"max_memory": max_memory}
+        measure = slq(op, num_iters, num_runs, seed, on_step=bar.update, **mem)
         spectra = None
         if per_layer:
-            measures = layer_slq(op, num_iters, num_runs, seed, on_step=bar.update)
+            measures = layer_slq(op, num_iters, num_runs, seed, on_step=bar.update, **mem)
             spectra = {k: LayerSpectrum.from_measure(mu) for k, mu in measures.items()}
     top, resid = _top(measure)
     if not _converged(top, resid):
@@ -208,6 +213,8 @@ def spectrum_summary(
         "num_runs": num_runs,
         "seed": seed,
     }
+    if max_memory is not None:  # recorded only when set: older summaries stay identical
+        settings["max_memory"] = max_memory
     return SpectrumSummary(
         top,
         resid,
