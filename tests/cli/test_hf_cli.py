@@ -1,0 +1,144 @@
+"""An ``hf:PATH`` encoder through the CLI: import, score, prune (LLM criteria, row, 2:4), spectrum.
+
+A tiny random BERT stands in for MiniLM (same code path; ``tests/models/test_hf.py`` loads
+the real one). Bad input is one line, exit 2, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+import hf_tiny
+from prunelab import checkpoint
+from prunelab.cli import main
+
+pytest.importorskip("transformers")  # the extra; `make test` installs it
+
+
+def options(model: str) -> list[str]:
+    pairs = [f"reference={model}", "calibration=8", "evaluation=6", "max_tokens=16"]
+    return [a for p in pairs for a in ("--data-option", p)]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[str, Path]:
+    root = tmp_path_factory.mktemp("hfcli")
+    return f"hf:{hf_tiny.save_tiny_bert(root / 'bert')}", hf_tiny.write_corpus(root / "corpus")
+
+
+@pytest.fixture(scope="module")
+def imported(tiny, tmp_path_factory) -> Path:
+    """``prunelab train --epochs 0``: the pretrained encoder as a checkpoint (an import)."""
+    model, corpus = tiny
+    out = tmp_path_factory.mktemp("hfcli-ck") / "ck"
+    argv = ["train", "--model", model, "--data", "sentences", "--data-dir", corpus,
+            *options(model), "--epochs", "0", "--out", out]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    return out
+
+
+def test_the_import_is_the_pretrained_model(imported, tiny):
+    meta = json.loads((imported / "meta.json").read_text())
+    assert meta["model"]["name"] == tiny[0] and meta["data"]["reference"] == tiny[0]
+    dense = meta["metrics"]["dense"]
+    assert dense["accuracy"] is None and 0 <= dense["loss"] < 1e-10
+    assert dense["cosine"] == 1 - dense["loss"]
+    model, mask, _ = checkpoint.load(imported)
+    assert mask.total == 2 * (4 * 16 * 16 + 2 * 16 * 32)
+
+
+@pytest.mark.parametrize(
+    ("criterion", "extra", "structure"),
+    [
+        ("magnitude", [], "unstructured"),
+        ("wanda", ["--scope", "row"], "unstructured"),
+        ("sparsegpt", ["--nm", "2:4"], "2:4"),
+        ("magnitude", ["--nm", "2:4"], "2:4"),
+    ],
+)
+def test_prune_with_the_llm_criteria(cli, imported, tmp_path, criterion, extra, structure):
+    out = tmp_path / "pruned"
+    code, stdout, err = cli(["prune", imported, "--criterion", criterion, "--sparsity", "0.5",
+                             *extra, "--out", out, "--json"])  # fmt: skip
+    assert code == 0, err
+    assert json.loads(stdout)  # machine-readable
+    model, mask, meta = checkpoint.load(out)
+    assert mask.nnz == mask.total // 2
+    if structure == "2:4":  # exactly two of every four consecutive inputs kept
+        for m in mask.state_dict().values():
+            assert (m.reshape(m.shape[0], -1, 4).sum(-1) == 2).all()
+    if "--scope" in extra:
+        for m in mask.state_dict().values():
+            assert (m.sum(1) == m.shape[1] // 2).all()
+    code, stdout, err = cli(["eval", out, "--json"])
+    assert code == 0, err
+    assert "cosine" in stdout
+
+
+def test_first_order_scores_at_the_dense_model_are_deterministic(cli, imported, tmp_path):
+    """1 − cos has a zero gradient at the dense model: taylor1 is rounding noise or zero."""
+    written = []
+    for i in range(2):
+        copy = tmp_path / f"ck{i}"
+        copy.mkdir()
+        for f in imported.iterdir():
+            if f.is_file():
+                (copy / f.name).write_bytes(f.read_bytes())
+        code, _, err = cli(["score", copy, "--criterion", "taylor1"])
+        assert code == 0, err
+        written.append(load_file(copy / "report" / "scores" / "taylor1.safetensors"))
+    for name, a in written[0].items():
+        assert (a == written[1][name]).all(), name
+        assert float(a.abs().max()) < 1e-6, name  # no information, as the README says
+
+
+def test_spectrum_runs_on_an_hf_encoder(cli, imported, tmp_path):
+    copy = tmp_path / "ck"
+    copy.mkdir()
+    for f in imported.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    code, stdout, err = cli(["spectrum", copy, "--iters", "3", "--runs", "1", "--json"])
+    assert code == 0, err
+    assert json.loads(stdout)
+
+
+def one_line(code: int, err: str) -> str:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(cli, disk, tiny, tmp_path, monkeypatch):
+    model, corpus = tiny
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notmodel").mkdir()
+    (tmp_path / "notmodel" / "readme.txt").write_text("hello")
+    cases = [
+        (f"hf:{tmp_path / 'missing'}", corpus, [], "does not exist"),
+        (f"hf:{tmp_path / 'notmodel'}", corpus, [], "no config.json"),
+        (model, empty, [], "no text in"),
+        (model, corpus, ["--data-option", "calibration=0"], "calibration must be a positive"),
+    ]
+    for name, folder, extra, needle in cases:
+        before = disk(tmp_path)
+        argv = ["train", "--model", name, "--data", "sentences", "--data-dir", folder,
+                *options(name), *extra, "--epochs", "0", "--out", tmp_path / "out"]  # fmt: skip
+        code, _, err = cli(argv)
+        assert needle in one_line(code, err)
+        assert disk(tmp_path) == before  # nothing half-written
+    monkeypatch.setitem(sys.modules, "transformers", None)  # the extra "not installed"
+    monkeypatch.setitem(sys.modules, "tokenizers", None)
+    argv = ["train", "--model", model, "--data", "sentences", "--data-dir", corpus,
+            *options(model), "--epochs", "0", "--out", tmp_path / "out"]  # fmt: skip
+    before = disk(tmp_path)
+    code, _, err = cli(argv)
+    assert "pip install -e '.[transformers]'" in one_line(code, err)
+    assert disk(tmp_path) == before
