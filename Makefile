@@ -32,8 +32,14 @@ test-slow: $(STAMP)
 reproduce: $(STAMP)  # each sweep resumes where it stopped
 	for cfg in $$(ls experiments/*.toml | grep -v tiny.toml); do $(BIN)/prunelab sweep $$cfg --out runs/$$(basename $$cfg .toml) || exit 1; $(BIN)/prunelab report runs/$$(basename $$cfg .toml); done
 
+# Timing only (never part of `make test`). The peers are benchmark contestants, not
+# dependencies of prunelab: installed here, without their dependency pins (--no-deps).
+# Full run ~45 min on a quiet 2-core CPU; tables land in reports/bench/*.md (BENCHMARKS.md).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/curvature_hvp.py --repeats 5 --extra
+	$(BIN)/pip install -q --no-deps pyhessian curvlinops-for-pytorch hessian-eigenthings einops einconv opt-einsum linear-operator
+	$(BIN)/python benchmarks/peers/run.py --out reports/bench
+	$(BIN)/python benchmarks/curvature_hvp.py --repeats 5 --threads 1 --json reports/bench/hvp_floor.json
+	$(BIN)/python benchmarks/limits_speed.py --reps 3 --threads 1 --json reports/bench/limits.json
 
 clean:
 	rm -rf $(VENV) reports runs .pytest_cache .ruff_cache
