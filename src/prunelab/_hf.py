@@ -33,6 +33,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
 from prunelab._io import _mkdtemp, clean_stale
@@ -246,7 +247,14 @@ class SentenceEncoder(nn.Module):
         if ids.is_floating_point():
             ids = ids.round().long().clamp_(0, self.vocab_size - 1)
         keep = ids != self.pad_id
-        hidden = self.backbone(input_ids=ids, attention_mask=keep.long()).last_hidden_state
+        dtype = self.backbone.get_input_embeddings().weight.dtype
+        # an additive (N, 1, T, T) mask, which transformers passes through unchanged: its
+        # own mask builder branches on the data (`mask.all()`), which vmap cannot trace
+        n, t = ids.shape
+        bias = torch.zeros(n, 1, 1, t, dtype=dtype, device=ids.device)
+        bias = bias.masked_fill(~keep[:, None, None, :], torch.finfo(dtype).min)
+        hidden = self.backbone(input_ids=ids, attention_mask=bias.expand(n, 1, t, t))
+        hidden = hidden.last_hidden_state
         weights = keep.to(hidden.dtype).unsqueeze(-1)  # (N, T, 1)
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 import hf_tiny
@@ -80,8 +81,14 @@ def test_prune_with_the_llm_criteria(cli, imported, tmp_path, criterion, extra, 
     assert "cosine" in stdout
 
 
-def test_first_order_scores_at_the_dense_model_are_deterministic(cli, imported, tmp_path):
-    """1 − cos has a zero gradient at the dense model: taylor1 is rounding noise or zero."""
+@pytest.mark.parametrize(
+    ("criterion", "hparams"),
+    [("taylor1", []), ("obd", ["--hparam", "curvature=empirical-fisher"])],
+)
+def test_gradient_scores_at_the_dense_model_are_deterministic(
+    cli, imported, tmp_path, criterion, hparams
+):
+    """1 − cos has a zero gradient at the dense model: these are rounding noise or zero."""
     written = []
     for i in range(2):
         copy = tmp_path / f"ck{i}"
@@ -89,12 +96,20 @@ def test_first_order_scores_at_the_dense_model_are_deterministic(cli, imported, 
         for f in imported.iterdir():
             if f.is_file():
                 (copy / f.name).write_bytes(f.read_bytes())
-        code, _, err = cli(["score", copy, "--criterion", "taylor1"])
+        code, _, err = cli(["score", copy, "--criterion", criterion, *hparams])
         assert code == 0, err
-        written.append(load_file(copy / "report" / "scores" / "taylor1.safetensors"))
+        written.append(load_file(copy / "report" / "scores" / f"{criterion}.safetensors"))
     for name, a in written[0].items():
         assert (a == written[1][name]).all(), name
-        assert float(a.abs().max()) < 1e-6, name  # no information, as the README says
+    if all(float(a.abs().max()) < 1e-6 for a in written[0].values()):
+        return  # rounding noise (or exact zeros): no information, as the README says
+    # obd's exactly-zero scores are ordered by |θ| (its tie_break): magnitude ranking
+    assert criterion == "obd"
+    model, _, _ = checkpoint.load(imported)
+    theta = {n: p.detach().abs() for n, p in model.named_parameters() if n in written[0]}
+    top = max(float(t.max()) for t in theta.values())
+    for name, a in written[0].items():
+        torch.testing.assert_close(a, 0.5 * theta[name] / top)
 
 
 def test_spectrum_runs_on_an_hf_encoder(cli, imported, tmp_path):

@@ -17,7 +17,7 @@ import hf_tiny
 from prunelab import _hf, models
 from prunelab import data as datasets
 from prunelab._evaluate import cosine_distance, evaluate
-from prunelab.curvature import Hessian
+from prunelab.curvature import Hessian, empirical_fisher_diag
 from prunelab.errors import PrunelabError
 from prunelab.prunable import PrunableSpec, prunable_parameters
 
@@ -125,6 +125,22 @@ def test_hessian_through_hf_attention_equals_torch_func(tmp_path):
     )  # fmt: skip
     assert got.shape == (sum(sizes), sum(sizes)) and ref.abs().max() > 1e-5
     torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_per_example_gradients_through_hf_attention_equal_a_loop(tiny, float64):
+    """Per-example vmap goes through the padding mask (transformers' own mask branches on it)."""
+    net = models.build(f"hf:{tiny}", input_shape=(12,), output_dim=16).double()
+    x = ids_of(tiny, ["a cat", "dogs run far", "time", "an apple"], width=12)
+    y = torch.randn(4, 16)
+    names = ["backbone.encoder.layer.1.attention.self.value.weight"]
+    got = empirical_fisher_diag(net, cosine_distance, [(x, y)], params=names)
+    weight = dict(net.named_parameters())[names[0]]
+    ref = torch.zeros_like(weight)
+    for i in range(4):
+        (g,) = torch.autograd.grad(cosine_distance(net(x[i : i + 1]), y[i : i + 1]), weight)
+        ref += g**2 / 4
+    assert float(ref.abs().max()) > 0
+    torch.testing.assert_close(got, ref.reshape(-1), rtol=1e-9, atol=1e-16)
 
 
 def test_the_loss_is_one_minus_cosine():
