@@ -36,7 +36,7 @@ class SpectrumSettings:
     batch_size: int = setting(256, "examples per product batch (memory only)", minimum=1)
     operator: Literal["hessian", "ggn", "fisher"] = setting("hessian", "curvature operator")
     per_layer: bool = setting(False, "also per-layer spectra, top eigenvalues, traces")
-    max_memory: str | None = setting(
+    max_memory: int | str | None = setting(
         None, "cap on the Lanczos basis, e.g. 512MiB (half precision / fewer vectors above it)"
     )
 
