@@ -152,3 +152,18 @@ def test_single_probe_with_an_unused_parameter():
     H = Hessian(model, F.cross_entropy, [(x, y)], [n for n, _ in model.named_parameters()])
     v = torch.randn(H.dim, dtype=torch.float64)
     assert rel_err(H @ v, H.matmat(torch.stack([v, v], 1))[:, 0]) <= 1e-12
+
+
+def test_cache_defaults_on_for_one_batch_and_follows_in_place_changes():
+    c = make_case("mlp-ce")
+    x = torch.cat([b[0] for b in c.batches])
+    y = torch.cat([b[1] for b in c.batches])
+    one = Hessian(c.model, c.loss_fn, [(x, y)])
+    many = Hessian(c.model, c.loss_fn, c.batches)
+    assert one.cache and not many.cache
+    v = torch.randn(one.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert rel_err(one @ v, many @ v) <= 1e-10  # same matrix, cached or not
+    with torch.no_grad():  # change the weights in place: the cached graph must go
+        for p in c.model.parameters():
+            p.mul_(1.5)
+    assert rel_err(one @ v, Hessian(c.model, c.loss_fn, [(x, y)], cache=False) @ v) <= 1e-10

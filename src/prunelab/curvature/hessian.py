@@ -19,7 +19,12 @@ examples: 2.7 instead of 3.9 gradients per product; the same at 1.6M weights).
 With ``cache=True`` the gradient graph of every batch is kept between products, so an
 iterative method (Lanczos, Hutchinson blocks) pays the forward and backward pass once
 instead of once per product. It costs the memory of one autograd graph per batch
-(activations and their gradients for all ``N`` examples), so it is off by default.
+(activations and their gradients for all ``N`` examples), so by default
+(``cache=None``) it is on only when the data are a single batch: that one graph is
+built by every product anyway, and keeping it changes the peak memory little (as
+PyHessian does with ``data=``). A cached graph is dropped by itself when a parameter
+or buffer of the model has been changed in place since it was built (their version
+counters moved), so a cached operator never returns products at stale weights.
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ class Hessian(CurvatureOperator):
         batches: Iterable of ``(x, y)`` batches, weighted by size.
         params: ``None`` (prunable set), a ``PrunableSpec`` or parameter names.
         mode: ``"rev-rev"`` or ``"fwd-rev"`` (same numbers, different speed).
-        cache: Keep each batch's gradient graph between products (faster, more memory).
+        cache: Keep each batch's gradient graph between products (faster, more memory);
+            ``None`` (default): only when ``batches`` is a single batch in
+            ``"rev-rev"`` mode without ``compile``.
         **kwargs: ``shard``, ``distributed``, ``compile`` as in :class:`CurvatureOperator`.
 
     Example:
@@ -68,7 +75,7 @@ class Hessian(CurvatureOperator):
     kind = "Hessian"
 
     def __init__(
-        self, model, loss_fn, batches, params=None, *, mode="rev-rev", cache=False, **kwargs
+        self, model, loss_fn, batches, params=None, *, mode="rev-rev", cache=None, **kwargs
     ):
         if mode not in _MODES:
             raise PrunelabError(
@@ -76,12 +83,22 @@ class Hessian(CurvatureOperator):
             )
         super().__init__(model, loss_fn, batches, params, **kwargs)
         self.mode = mode
+        if cache is None:
+            cache = len(self.problem.batches) == 1 and mode == "rev-rev" and not self.compile
         self.cache = bool(cache)
         self._vjp_cache: dict[int, tuple] = {}
+        self._cache_versions: tuple[int, ...] | None = None
 
     def clear_cache(self) -> None:
         """Drop the cached gradient graphs (needed after changing the weights in place)."""
         self._vjp_cache = {}
+        self._cache_versions = None
+
+    def _versions(self) -> tuple[int, ...]:
+        """In-place modification counters of everything a product depends on."""
+        p = self.problem
+        tensors = [*p.theta, *p.fixed.values(), *p.model.buffers()]
+        return tuple(t._version for t in tensors)
 
     def _grad_fn(self, x: Tensor, y: Tensor):
         """``θ -> (∇L_b(θ), L_b(θ))`` for one batch."""
@@ -127,6 +144,9 @@ class Hessian(CurvatureOperator):
     def _batch_product(self, b: Batch, vs):
         if not self.cache:
             return super()._batch_product(b, vs)
+        versions = self._versions()
+        if versions != self._cache_versions:  # weights changed in place: rebuild
+            self._vjp_cache, self._cache_versions = {}, versions
         hit = self._vjp_cache.get(b.index)
         if hit is None:
             _, pullback, loss = vjp(self._grad_fn(b.x, b.y), self.problem.theta, has_aux=True)

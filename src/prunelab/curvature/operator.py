@@ -33,8 +33,8 @@ class CurvatureOperator:
     """A mean-over-examples curvature matrix over a chosen parameter set.
 
     The operator holds views of the model's parameters, not copies: products are taken
-    at the current weights. After changing weights in place (e.g. applying a mask),
-    call :meth:`clear_cache` on a Hessian built with ``cache=True``.
+    at the current weights (a Hessian's cached graphs notice in-place changes by the
+    tensors' version counters and are rebuilt).
 
     Args:
         model: The model, in ``eval()`` mode where it has Dropout or BatchNorm.
