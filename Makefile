@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/prunelab demo --out $(OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
