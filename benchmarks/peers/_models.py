@@ -68,17 +68,21 @@ def _mlp(widths: tuple[int, ...]) -> nn.Module:
 
 
 def _convnet() -> nn.Module:
-    """Conv-BN-ReLU ×2, global average pool, linear head (BatchNorm used in eval mode)."""
+    """Conv-BN-ReLU ×2, global average pool, linear head (BatchNorm used in eval mode).
+
+    Small on purpose: on a CPU a convolution's double backward costs ~6 gradients, and
+    SLQ 64 × 4 is 256 products per contestant.
+    """
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1),
-        nn.BatchNorm2d(16),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
         nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1),
-        nn.BatchNorm2d(32),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.BatchNorm2d(16),
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
-        nn.Linear(32, 10),
+        nn.Linear(16, 10),
     )
 
 
@@ -97,7 +101,7 @@ def build(name: str) -> Problem:
     Args:
         name: ``"large"`` (784-1000-600-300-10 MLP, 4,096 examples, D = 1,568,910),
             ``"small"`` (64-256-128-10 MLP, 512 examples, D = 50,826) or ``"conv"``
-            (2 conv + BatchNorm layers on 3×16×16 inputs, 512 examples, D = 5,514).
+            (2 conv + BatchNorm layers on 3×12×12 inputs, 256 examples, D = 1,610).
 
     Raises:
         ValueError: On an unknown name.
@@ -110,12 +114,12 @@ def build(name: str) -> Problem:
         model, data = _mlp((64, 256, 128, 10)), _data(512, (64,), 10, 0)
         desc = "64-256-128-10 ReLU MLP, 512 examples in 1 batch"
     elif name == "conv":
-        model, data = _convnet(), _data(512, (3, 16, 16), 10, 0, batch=256)
+        model, data = _convnet(), _data(256, (3, 12, 12), 10, 0, batch=128)
         # Give BatchNorm non-trivial running statistics, then freeze them (eval mode).
         with torch.no_grad():
             model.train()
             model(data[0][0])
-        desc = "conv 3-16-32 + BatchNorm (eval) + linear, 3×16×16, 512 examples in 2 batches"
+        desc = "conv 3-8-16 + BatchNorm (eval) + linear, 3×12×12, 256 examples in 2 batches"
     else:
         raise ValueError(f"unknown problem {name!r}; valid: large, small, conv")
     model.eval()

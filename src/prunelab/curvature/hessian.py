@@ -86,7 +86,9 @@ class Hessian(CurvatureOperator):
         if cache is None:
             cache = len(self.problem.batches) == 1 and mode == "rev-rev" and not self.compile
         self.cache = bool(cache)
-        self._vjp_cache: dict[int, tuple] = {}
+        # batch index -> vmap-able pullback (k > 1); ("single", index) -> autograd graph
+        # (k = 1). An operator used one way only keeps one of the two per batch.
+        self._vjp_cache: dict = {}
         self._cache_versions: tuple[int, ...] | None = None
 
     def clear_cache(self) -> None:
@@ -104,22 +106,35 @@ class Hessian(CurvatureOperator):
         """``θ -> (∇L_b(θ), L_b(θ))`` for one batch."""
         return grad_and_value(lambda th: self.problem.loss(th, x, y))
 
-    def _single_product(self, theta, x, y, vs):
-        """``H_b v`` for one probe by plain double backward (no ``torch.func``)."""
+    def _single_graph(self, theta, x, y):
+        """The gradient of batch ``(x, y)`` with its graph, for plain double backward."""
         with torch.enable_grad():
             th = tuple(t.detach().requires_grad_() for t in theta)
             loss = self.problem.loss(th, x, y)
             grads = torch.autograd.grad(loss, th, create_graph=True, materialize_grads=True)
-            # A gradient entry that does not depend on θ (e.g. a parameter the loss does
-            # not use) has no graph: its rows of H are zero.
-            live = [i for i, g in enumerate(grads) if g.requires_grad]
-            hv = torch.autograd.grad(
-                [grads[i] for i in live],
-                th,
-                grad_outputs=[vs[i][0] for i in live],
-                materialize_grads=True,
-            )
-        return tuple(h.unsqueeze(0) for h in hv), loss.detach()
+        # A gradient entry that does not depend on θ (e.g. a parameter the loss does not
+        # use) has no graph: its rows of H are zero.
+        live = [i for i, g in enumerate(grads) if g.requires_grad]
+        return th, [grads[i] for i in live], live, loss.detach()
+
+    @staticmethod
+    def _single_apply(graph, vs, keep: bool):
+        """``H_b v`` for one probe ``vs`` (``k = 1`` blocks) on a :meth:`_single_graph`."""
+        th, grads, live, loss = graph
+        if not live:  # the loss is linear in θ: H = 0
+            return tuple(torch.zeros_like(v) for v in vs), loss
+        hv = torch.autograd.grad(
+            grads,
+            th,
+            grad_outputs=[vs[i][0] for i in live],
+            retain_graph=keep,
+            materialize_grads=True,
+        )
+        return tuple(h.unsqueeze(0) for h in hv), loss
+
+    def _single_product(self, theta, x, y, vs):
+        """``H_b v`` for one probe by plain double backward (no ``torch.func``)."""
+        return self._single_apply(self._single_graph(theta, x, y), vs, keep=False)
 
     def _kernel(self, theta, x, y, vs):
         if self.mode == "rev-rev" and vs[0].shape[0] == 1 and not self.compile:
@@ -147,11 +162,15 @@ class Hessian(CurvatureOperator):
         versions = self._versions()
         if versions != self._cache_versions:  # weights changed in place: rebuild
             self._vjp_cache, self._cache_versions = {}, versions
+        if vs[0].shape[0] == 1:  # one probe: plain double backward on a kept graph
+            graph = self._vjp_cache.get(("single", b.index))
+            if graph is None:
+                graph = self._single_graph(self.problem.theta, b.x, b.y)
+                self._vjp_cache[("single", b.index)] = graph
+            return self._single_apply(graph, vs, keep=True)
         hit = self._vjp_cache.get(b.index)
         if hit is None:
             _, pullback, loss = vjp(self._grad_fn(b.x, b.y), self.problem.theta, has_aux=True)
             hit = self._vjp_cache[b.index] = (pullback, loss)
         pullback, loss = hit
-        if vs[0].shape[0] == 1:  # nothing to batch: skip vmap's set-up
-            return tuple(h.unsqueeze(0) for h in pullback(tuple(v[0] for v in vs))[0]), loss
         return vmap(pullback)(vs)[0], loss
