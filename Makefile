@@ -35,9 +35,11 @@ reproduce: $(STAMP)  # each sweep resumes where it stopped
 # Timing only (never part of `make test`). The peers are benchmark contestants, not
 # dependencies of prunelab: installed here, without their dependency pins (--no-deps).
 # Full run ~45 min on a quiet 2-core CPU; tables land in reports/bench/*.md (BENCHMARKS.md).
+# BENCH_ARGS=--large-slq64 adds SLQ 64 x 4 at 1.6M weights (~12 min more).
+BENCH_ARGS ?=
 bench: $(STAMP)
 	$(BIN)/pip install -q --no-deps pyhessian curvlinops-for-pytorch hessian-eigenthings einops einconv opt-einsum linear-operator
-	$(BIN)/python benchmarks/peers/run.py --out reports/bench
+	$(BIN)/python benchmarks/peers/run.py --out reports/bench $(BENCH_ARGS)
 	$(BIN)/python benchmarks/curvature_hvp.py --repeats 5 --threads 1 --json reports/bench/hvp_floor.json
 	$(BIN)/python benchmarks/limits_speed.py --reps 3 --threads 1 --json reports/bench/limits.json
 

@@ -1,9 +1,9 @@
 """Which operations run at which scale, how often, at which thread counts.
 
 The full plan is sized to finish in about 45 minutes on a quiet 2-core CPU (estimate in
-BENCHMARKS.md); the quick plan (small MLP + conv net, one thread, two repetitions) in a
-few minutes. At the 1.6M-weight scale an operation costs 0.4 s (gradient) to ~5 min
-(SLQ 64 × 4 for one peer), so the long operations run once per thread count there.
+BENCHMARKS.md); the quick plan (small MLP + conv net, one thread) in about 10. At the
+1.6M-weight scale an operation costs 0.4 s (gradient) to ~5 min (SLQ 64 × 4 for one
+peer), so the long operations run once there, and at one thread only.
 """
 
 from __future__ import annotations
@@ -44,21 +44,28 @@ class ScalePlan:
 
 
 _LONG = {"slq10": 1, "slq64": 1, "trace": 1, "diag": 1, "top": 1}
+_AT2 = {("slq64", 2), ("top", 2), ("diag", 2), ("trace", 2)}  # long ones: 1 thread only
 
 PLANS: dict[str, dict] = {
     "quick": {
         "threads": (1,),
-        "scales": {"small": ScalePlan(2), "conv": ScalePlan(2)},
+        "scales": {
+            "small": ScalePlan(2, {"slq64": 1}),
+            # conv: a convolution's double backward is slow on a CPU and curvlinops'
+            # vmapped one slower still (SLQ 64 x 4 alone: minutes per contestant).
+            "conv": ScalePlan(2, dict(_LONG), {("slq64", 1)}),
+        },
         "memory_scales": ("small",),
     },
     "full": {
         "threads": (1, 2),
         "scales": {
-            "small": ScalePlan(5),
-            "conv": ScalePlan(5),
-            # SLQ 64 x 4 at 1.6M weights: ~20 min at one thread for all contestants;
-            # taken at 2 threads only.
-            "large": ScalePlan(3, dict(_LONG), {("slq64", 1)}),
+            "small": ScalePlan(3, {"slq64": 1}),
+            "conv": ScalePlan(3, dict(_LONG), set(_AT2)),
+            # 1.6M weights: one repetition of every long operation at one thread, the
+            # products and SLQ 10 x 4 also at two. SLQ 64 x 4 (~20 min at one thread for
+            # all contestants) only with --large-slq64 (see run.py).
+            "large": ScalePlan(3, dict(_LONG), set(_AT2) | {("slq64", 1)}),
         },
         "memory_scales": ("small", "large"),
     },

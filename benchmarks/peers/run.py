@@ -6,8 +6,9 @@ the unit; the 1-minute load average is stored beside every sample. Writes a JSON
 with every sample and a Markdown file with the tables that BENCHMARKS.md pastes.
 
 Usage:
-    .venv/bin/python benchmarks/peers/run.py --quick        # small + conv, ~3 min
-    .venv/bin/python benchmarks/peers/run.py                # full plan, ~45 min
+    .venv/bin/python benchmarks/peers/run.py --quick        # small + conv, ~10 min
+    .venv/bin/python benchmarks/peers/run.py                # full plan, ~40 min
+    .venv/bin/python benchmarks/peers/run.py --large-slq64  # + SLQ 64 x 4 at 1.6M, ~12 min
     .venv/bin/python benchmarks/peers/run.py --scales small --threads 2 --reps 3
 
 The peers must be installed (``make bench`` does it, with ``--no-deps``); PyHessian's
@@ -58,6 +59,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, nargs="*", help="thread counts (default: plan's)")
     ap.add_argument("--reps", type=int, help="override repetitions of every operation")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory runs")
+    ap.add_argument(
+        "--large-slq64",
+        action="store_true",
+        help="also SLQ 64 x 4 at 1.6M weights, 2 threads (+~12 min)",
+    )
     ap.add_argument("--out", type=Path, default=Path("reports/bench"), help="output folder")
     ap.add_argument("--memory-child", nargs=2, metavar=("SCALE", "NAME"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -92,6 +98,8 @@ def main(argv: list[str] | None = None) -> dict:
             sp = ScalePlan(
                 args.reps, {k: min(v, args.reps) for k, v in sp.long_reps.items()}, sp.skip
             )
+        if scale == "large" and args.large_slq64:
+            sp = ScalePlan(sp.reps, sp.long_reps, sp.skip - {("slq64", 2)})
         pb = build(scale)
         entry = {"description": pb.description, "dim": pb.dim, "runs": []}
         for t in threads:
