@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> dict:
     import _memory
     from _measure import measure
     from _models import build
-    from _report import markdown
 
     plan = PLANS["quick" if args.quick else "full"]
     scales = args.scales or list(plan["scales"])
@@ -110,15 +109,23 @@ def main(argv: list[str] | None = None) -> dict:
             names = [c.name for c in contestants(memory=True)]
             entry["memory"] = {"steps": _memory.STEPS, "results": _memory.measure(scale, names)}
         result["scales"][scale] = entry
-    result["load_end"] = os.getloadavg()
-    result["elapsed_s"] = time.perf_counter() - t0
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "peers-quick" if args.quick else "peers"
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=1))
-    md = markdown(result)
-    (args.out / f"{stem}.md").write_text(md)
+        _write(result, args.out, "peers-quick" if args.quick else "peers", t0)
+    md = _write(result, args.out, "peers-quick" if args.quick else "peers", t0)
     print(md)
     return result
+
+
+def _write(result: dict, out: Path, stem: str, t0: float) -> str:
+    """Write the JSON and the Markdown so far (after every scale: a cut run keeps them)."""
+    from _report import markdown
+
+    result["load_end"] = os.getloadavg()
+    result["elapsed_s"] = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    md = markdown(result)
+    (out / f"{stem}.md").write_text(md)
+    return md
 
 
 if __name__ == "__main__":
