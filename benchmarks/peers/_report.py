@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from _contestants import EIG_TOL
 from _plan import OPS
 from _timing import median_ratio
 
@@ -16,13 +17,32 @@ def _fmt_s(s: float) -> str:
     return f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
-def _vs_fastest(cells: dict, ours: str) -> str:
-    """``ours / fastest peer`` (median of per-repetition ratios) and the peer's name."""
+def _accurate(cells: dict) -> set[str]:
+    """Contestants whose top eigenvalue is within the tolerance of the best one.
+
+    Every method here returns a Rayleigh quotient, a lower bound of λ_max, so the largest
+    value is the most accurate; a peer further below it than the tolerance did not solve
+    the same problem and is not compared for speed.
+    """
+    tops = {n: c["median_info"].get("top") for n, c in cells.items()}
+    tops = {n: t for n, t in tops.items() if isinstance(t, float) and not math.isnan(t)}
+    if not tops:
+        return set(cells)
+    best = max(tops.values())
+    return {n for n, t in tops.items() if best - t <= EIG_TOL * abs(best)}
+
+
+def _vs_fastest(cells: dict, ours: str, op: str = "") -> str:
+    """``ours / fastest peer`` (median of per-repetition ratios) and the peer's name.
+
+    For the top eigenvalue only peers at equal accuracy count (:func:`_accurate`).
+    """
     if ours not in cells:
         return "–"
     best = None
+    fair = _accurate(cells) if op == "top" else set(cells)
     for name, cell in cells.items():
-        if name in PRUNELAB:
+        if name in PRUNELAB or name not in fair:
             continue
         k = min(len(cell["wall"]), len(cells[ours]["wall"]))
         r = median_ratio(cells[ours]["wall"][:k], cell["wall"][:k])
@@ -37,7 +57,8 @@ def _timing_table(run: dict, names: list[str]) -> list[str]:
     lines = [
         f"Threads: {run['threads']}. Unit: one full-data gradient, "
         f"{_fmt_s(g['median_s'])} (median of {len(g['wall'])}). Cells: median time per call, "
-        "and in brackets time / gradient (median of per-repetition ratios).",
+        "and in brackets time / gradient (median of per-repetition ratios). The top "
+        "eigenvalue's ratio counts only peers within 1e-3 of the best (largest) value.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + " --- |" * len(head),
@@ -56,7 +77,7 @@ def _timing_table(run: dict, names: list[str]) -> list[str]:
                 continue
             loads += c["load"]
             row.append(f"{_fmt_s(c['median_s'])} ({c['gradients']:.2f})")
-        row += [_vs_fastest(cells, "prunelab"), _vs_fastest(cells, "prunelab cache")]
+        row += [_vs_fastest(cells, "prunelab", op), _vs_fastest(cells, "prunelab cache", op)]
         row.append(f"{min(loads):.1f}–{max(loads):.1f}" if loads else "–")
         lines.append("| " + " | ".join(row) + " |")
     return lines
