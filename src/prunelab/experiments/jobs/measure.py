@@ -64,6 +64,7 @@ def spectrum(
     return curvature.spectrum_summary(
         model, loss_function(data), batches, settings.num_iters, settings.num_runs, seed,
         settings.per_layer, operator=settings.operator, params=spec, progress=progress,
+        max_memory=settings.max_memory,
     )  # fmt: skip
 
 

@@ -232,6 +232,7 @@ class SweepConfig:
         else:  # fields added to the limit settings later: out while at their defaults
             out["predictions"]["truth"] = self.predictions.truth.to_dict()
         out["predictions"]["actual"] = self.predictions.actual.to_dict()
+        out["predictions"]["spectrum"] = self.predictions.spectrum.to_dict()
         for key in ("probes", "max_iters", "bracket"):  # the certified limit's, if default
             if out["predictions"]["gaussian_width"][key] == getattr(LimitSettings, key):
                 del out["predictions"]["gaussian_width"][key]
