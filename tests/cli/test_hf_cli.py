@@ -123,6 +123,28 @@ def test_spectrum_runs_on_an_hf_encoder(cli, imported, tmp_path):
     assert json.loads(stdout)
 
 
+def test_limit_on_an_hf_encoder_uses_the_minimum_cosine(cli, imported, tmp_path):
+    copy = tmp_path / "ck"
+    copy.mkdir()
+    for f in imported.iterdir():
+        if f.is_file():
+            (copy / f.name).write_bytes(f.read_bytes())
+    argv = ["limit", copy, "--method", "quadratic", "--verify", "--min-cosine", "0.99",
+            "--samples", "8", "--grid", "0.1", "0.3", "0.5", "0.7", "--bisect-steps", "2",
+            "--json"]  # fmt: skip
+    code, stdout, err = cli(argv)
+    assert code == 0, err
+    out = json.loads(stdout)
+    actual = out["actual"]
+    assert actual["task"] == "embedding" and abs(out["tolerance"]["eps"] - 0.01) < 1e-12
+    # the rule as stated, mean(1 - cos) <= dense + 0.01: the limit passes, all above it fail
+    limit = actual["dense_loss"] + 0.01
+    curve = {p: loss for p, _, loss in actual["curve"]}
+    assert curve[actual["p_actual"]] <= limit
+    assert all(loss > limit for p, loss in curve.items() if p > actual["p_actual"])
+    assert out["estimates"]["quadratic"]["eps"] == out["tolerance"]["eps"]
+
+
 def one_line(code: int, err: str) -> str:
     assert code == 2, err
     lines = err.strip().splitlines()
