@@ -142,3 +142,23 @@ def test_settings_check_nm_and_keep_old_identities():
     assert "nm" not in PruneSettings().to_dict()
     assert PruneSettings(nm="2:4").to_dict()["nm"] == "2:4"
     assert PruneSettings(nm="2:4").label == "one-shot-2:4"
+
+
+GPU_2_4 = torch.cuda.is_available() and torch.cuda.get_device_capability() >= (8, 0)
+
+
+@pytest.mark.skipif(
+    not GPU_2_4,
+    reason="2:4 semi-structured kernels (CUTLASS / cuSPARSELt) need an NVIDIA GPU of compute "
+    "capability >= 8.0; on CPU torch.sparse.to_sparse_semi_structured has no kernel",
+)
+def test_a_2_4_mask_converts_to_semi_structured_sparsity_on_a_gpu():
+    from torch.sparse import to_sparse_semi_structured
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(128, 256, generator=gen)
+    mask = Mask.from_scores({"w": w.abs()}, 0.5, nm="2:4")
+    pruned = (w * mask.masks["w"]).half().cuda()
+    sparse = to_sparse_semi_structured(pruned)
+    x = torch.randn(256, 64, generator=gen).half().cuda()
+    torch.testing.assert_close(sparse @ x, pruned @ x, rtol=1e-2, atol=1e-2)
