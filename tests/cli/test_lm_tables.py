@@ -30,3 +30,26 @@ def test_prune_of_a_gpt_prints_perplexity_and_per_block_density(cli, tmp_path):
     assert [r.split() for r in rows] == [
         [f"blocks.{i}", "6", "6144", "12288", "0.5", "2:4"] for i in range(2)
     ]
+
+
+def test_score_spectrum_and_bad_nm_on_a_gpt(cli, tmp_path):
+    (tmp_path / "a.txt").write_text(CORPUS)
+    dense = tmp_path / "dense"
+    data = ["--data-dir", tmp_path, "--data-option", "context=8", "--data-option", "tokens=char"]
+    code, _, err = cli(
+        ["train", "--model", "gpt-tiny", "--data", "text", *data, "--epochs", "1",
+         "--out", dense]
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = cli(["score", dense, "--criterion", "wanda", "--samples", "16", "--json"])
+    assert code == 0, err
+    code, out, err = cli(["spectrum", dense, "--iters", "4", "--runs", "1", "--samples", "16"])
+    assert code == 0, err
+    before = sorted(p.name for p in tmp_path.iterdir())
+    # N >= M, and M = 3 not dividing the input width 32: one line each, exit 2, nothing written
+    for nm, word in (("4:4", "4:4"), ("2:3", "2:3")):
+        code, out, err = cli(
+            ["prune", dense, "--sparsity", "0.5", "--nm", nm, "--out", tmp_path / "bad"]
+        )  # fmt: skip
+        assert code == 2 and len(err.strip().splitlines()) == 1 and word in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
