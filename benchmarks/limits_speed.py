@@ -47,8 +47,14 @@ def clock(fn):
     return time.perf_counter() - t0, out
 
 
-def prune_and_compare(w: torch.Tensor, sparsities: torch.Tensor) -> torch.Tensor:
-    """The loop the closed form replaces: prune at each sparsity, compare to dense."""
+def prune_and_compare(
+    w: torch.Tensor, sparsities: torch.Tensor, method: str = "kthvalue"
+) -> torch.Tensor:
+    """The loop the closed form replaces: prune at each sparsity, compare to dense.
+
+    ``method``: ``"kthvalue"`` (threshold at the k-th smallest |w|) or ``"topk"`` (keep
+    the indices of the largest |w|, as ``torch.nn.utils.prune.l1_unstructured`` does).
+    """
     a = w.abs()
     d, norm = w.numel(), float(w.double().norm())
     out = []
@@ -60,8 +66,13 @@ def prune_and_compare(w: torch.Tensor, sparsities: torch.Tensor) -> torch.Tensor
         if pruned >= d:
             out.append(0.0)
             continue
-        thr = torch.kthvalue(a, pruned).values
-        kept = torch.where(a > thr, w, 0.0)  # ties at the threshold: pruned (rare, floats)
+        if method == "topk":
+            idx = torch.topk(a, d - pruned).indices
+            kept = torch.zeros_like(w)
+            kept[idx] = w[idx]
+        else:
+            thr = torch.kthvalue(a, pruned).values
+            kept = torch.where(a > thr, w, 0.0)  # ties at the threshold: pruned (rare, floats)
         out.append(
             float(torch.dot(w.double(), kept.double())) / (norm * float(kept.double().norm()))
         )
