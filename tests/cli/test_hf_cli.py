@@ -26,6 +26,15 @@ def options(model: str) -> list[str]:
     return [a for p in pairs for a in ("--data-option", p)]
 
 
+def copy_checkpoint(src: Path, dst: Path) -> Path:
+    """A private copy of a checkpoint's files (commands that write reports into it)."""
+    dst.mkdir()
+    for f in src.iterdir():
+        if f.is_file():
+            (dst / f.name).write_bytes(f.read_bytes())
+    return dst
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> tuple[str, Path]:
     root = tmp_path_factory.mktemp("hfcli")
@@ -91,11 +100,7 @@ def test_gradient_scores_at_the_dense_model_are_deterministic(
     """1 − cos has a zero gradient at the dense model: these are rounding noise or zero."""
     written = []
     for i in range(2):
-        copy = tmp_path / f"ck{i}"
-        copy.mkdir()
-        for f in imported.iterdir():
-            if f.is_file():
-                (copy / f.name).write_bytes(f.read_bytes())
+        copy = copy_checkpoint(imported, tmp_path / f"ck{i}")
         code, _, err = cli(["score", copy, "--criterion", criterion, *hparams])
         assert code == 0, err
         written.append(load_file(copy / "report" / "scores" / f"{criterion}.safetensors"))
@@ -113,22 +118,14 @@ def test_gradient_scores_at_the_dense_model_are_deterministic(
 
 
 def test_spectrum_runs_on_an_hf_encoder(cli, imported, tmp_path):
-    copy = tmp_path / "ck"
-    copy.mkdir()
-    for f in imported.iterdir():
-        if f.is_file():
-            (copy / f.name).write_bytes(f.read_bytes())
+    copy = copy_checkpoint(imported, tmp_path / "ck")
     code, stdout, err = cli(["spectrum", copy, "--iters", "3", "--runs", "1", "--json"])
     assert code == 0, err
     assert json.loads(stdout)
 
 
 def test_limit_on_an_hf_encoder_uses_the_minimum_cosine(cli, imported, tmp_path):
-    copy = tmp_path / "ck"
-    copy.mkdir()
-    for f in imported.iterdir():
-        if f.is_file():
-            (copy / f.name).write_bytes(f.read_bytes())
+    copy = copy_checkpoint(imported, tmp_path / "ck")
     argv = ["limit", copy, "--method", "quadratic", "--verify", "--min-cosine", "0.99",
             "--samples", "8", "--grid", "0.1", "0.3", "0.5", "0.7", "--bisect-steps", "2",
             "--json"]  # fmt: skip

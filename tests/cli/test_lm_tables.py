@@ -7,15 +7,21 @@ import re
 CORPUS = "to be or not to be, that is the question. " * 60
 
 
-def test_prune_of_a_gpt_prints_perplexity_and_per_block_density(cli, tmp_path):
-    (tmp_path / "a.txt").write_text(CORPUS)
-    dense, pruned = tmp_path / "dense", tmp_path / "pruned"
-    data = ["--data-dir", tmp_path, "--data-option", "context=8", "--data-option", "tokens=char"]
+def train_tiny_gpt(cli, root):
+    """``prunelab train`` a gpt-tiny on a character corpus: (checkpoint, data flags, stdout)."""
+    (root / "a.txt").write_text(CORPUS)
+    data = ["--data-dir", root, "--data-option", "context=8", "--data-option", "tokens=char"]
     code, out, err = cli(
         ["train", "--model", "gpt-tiny", "--data", "text", *data, "--epochs", "1",
-         "--out", dense]
+         "--out", root / "dense"]
     )  # fmt: skip
     assert code == 0, err
+    return root / "dense", data, out
+
+
+def test_prune_of_a_gpt_prints_perplexity_and_per_block_density(cli, tmp_path):
+    dense, data, out = train_tiny_gpt(cli, tmp_path)
+    pruned = tmp_path / "pruned"
     assert re.search(r"test perplexity [\d.]+ \(loss [\d.]+ nats", out)
     code, out, err = cli(
         ["prune", dense, "--criterion", "wanda", "--sparsity", "0.5", "--nm", "2:4",
@@ -33,14 +39,7 @@ def test_prune_of_a_gpt_prints_perplexity_and_per_block_density(cli, tmp_path):
 
 
 def test_score_spectrum_and_bad_nm_on_a_gpt(cli, tmp_path):
-    (tmp_path / "a.txt").write_text(CORPUS)
-    dense = tmp_path / "dense"
-    data = ["--data-dir", tmp_path, "--data-option", "context=8", "--data-option", "tokens=char"]
-    code, _, err = cli(
-        ["train", "--model", "gpt-tiny", "--data", "text", *data, "--epochs", "1",
-         "--out", dense]
-    )  # fmt: skip
-    assert code == 0, err
+    dense, data, _ = train_tiny_gpt(cli, tmp_path)
     code, out, err = cli(["score", dense, "--criterion", "wanda", "--samples", "16", "--json"])
     assert code == 0, err
     code, out, err = cli(["spectrum", dense, "--iters", "4", "--runs", "1", "--samples", "16"])
