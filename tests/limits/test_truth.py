@@ -147,9 +147,19 @@ def test_fine_tuned_limit_bisects_per_seed(trained):
     res = fine_tuned_limit(net, data, ft, tolerance=2.0, seeds=(0, 1), high=0.95, steps=3)
     assert len(res.per_seed) == 2 and res.limit.low <= res.limit.value <= res.limit.high
     for seed, p_lim in zip((0, 1), res.per_seed, strict=True):
-        evals = [(p, a) for s, p, a in res.evaluations if s == seed]
+        evals = [(p, a) for s, p, a, _ in res.evaluations if s == seed]
         target = res.dense_accuracy - 2.0
         assert any(p == p_lim and a >= target for p, a in evals) or p_lim == 0.0
         assert all(a < target for p, a in evals if p > p_lim)  # every larger p tried failed
+    # the loss version: the same bisection on the test loss of the same fine-tuned models
+    assert res.loss_tolerance == 0.05
+    assert res.dense_loss == pytest.approx(evaluate(net, data)["loss"])
+    assert res.loss_limit.low <= res.loss_limit.value <= res.loss_limit.high
+    for seed, p_lim in zip((0, 1), res.loss_per_seed, strict=True):
+        evals = [(p, lo) for s, p, _, lo in res.evaluations if s == seed]
+        target = res.dense_loss + 0.05
+        assert any(p == p_lim and lo <= target for p, lo in evals) or p_lim == 0.0
+        assert all(lo > target for p, lo in evals if p > p_lim)
+    assert len({(s, p) for s, p, _, _ in res.evaluations}) == len(res.evaluations)  # no repeats
     with pytest.raises(PrunelabError, match="seeds"):
         fine_tuned_limit(net, data, ft, seeds=())

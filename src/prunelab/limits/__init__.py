@@ -61,6 +61,7 @@ from prunelab.limits.linear_theory import (
     pruning_excess_risk,
     simulate_linear_pruning,
 )
+from prunelab.limits.calibration import calibration_limit
 from prunelab.limits.quadratic import (
     QuadraticLimit,
     quadratic_one_shot_limit,
@@ -75,6 +76,7 @@ from prunelab.limits.truth import (
 )
 
 __all__ = [
+    "calibration_limit",
     "FineTunedLimit",
     "Interval",
     "OneShotLimit",

@@ -53,6 +53,9 @@ METRICS: dict[str, TaskMetric] = {
     "embedding": TaskMetric("embedding", "loss", False, "min_cosine", "1 − cos"),
 }
 
+#: a classifier's loss version of its limits (the rule of :func:`loss_rule`)
+CLASSIFIER_LOSS = TaskMetric("classification", "loss", False, "loss_tolerance", "nats")
+
 
 def _number(value, name: str) -> float:
     try:
@@ -177,6 +180,24 @@ def limit_rule(
     eps = 1.0 - cos_min
     stated = f"min cosine {cos_min:g} -> eps = 1 - {cos_min:g} = {eps:.6g} (loss = 1 - cos)"
     return LimitRule(metric, eps, bool(strict), stated)
+
+
+def loss_rule(task: str, loss_tolerance: float = 0.05, min_cosine: float = 0.99) -> LimitRule:
+    """The rule on the mean test loss, ``loss <= dense + ε``, for any task.
+
+    A language or embedding model's own rule; for a classifier the loss version beside
+    its accuracy rule, with ``ε`` = ``loss_tolerance`` nats (:func:`loss_eps`).
+
+    Example:
+        >>> r = loss_rule("classification", 0.05)
+        >>> r.metric.key, r.eps, r.passes(0.34, r.threshold(0.3)), r.passes(0.36, r.threshold(0.3))
+        ('loss', 0.05, True, False)
+    """
+    metric = METRICS.get(task)
+    if metric is not None and metric.key == "loss":
+        return limit_rule(task, loss_tolerance=loss_tolerance, min_cosine=min_cosine)
+    eps = loss_eps(task, loss_tolerance, min_cosine)
+    return LimitRule(CLASSIFIER_LOSS, eps, False, f"loss tolerance {eps:g} nats")
 
 
 def loss_eps(task: str, loss_tolerance: float, min_cosine: float) -> float:

@@ -14,7 +14,8 @@ the **whole** test split recorded once, so that
 **Fine-tuned limit** (the target of 004's geometry: *some* sparse point in the sublevel
 set): the largest ``p`` at which magnitude pruning followed by a stated fine-tuning
 budget recovers ``dense − tolerance``, by bisection, once per fine-tuning seed; the
-interval is over seeds.
+interval is over seeds. Its loss version (``test loss <= dense + ε_loss`` after the same
+fine-tuning) is found beside it, from the same fine-tuned models where they coincide.
 
 Both follow the task (:mod:`~prunelab.limits.task_metric`): for a language or embedding
 model the rule is on the loss (``≤ dense + ε``; ``ε`` in nats, or ``1 − min_cosine``).
@@ -34,7 +35,7 @@ from torch import nn
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.limits._per_example import per_example
-from prunelab.limits.task_metric import limit_rule
+from prunelab.limits.task_metric import limit_rule, loss_rule
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
@@ -226,8 +227,13 @@ class FineTunedLimit:
             ``dense + tolerance`` (a loss).
         tolerance: ``ε`` in the metric's units (points, nats, 1 − cos).
         finetune: The fine-tuning budget (a :class:`TrainConfig` dict, seed varied).
-        evaluations: ``(seed, p, metric value)`` of every fine-tuned model.
+        evaluations: ``(seed, p, metric value, test loss)`` of every fine-tuned model.
         metric: ``accuracy`` or ``loss``.
+        loss_limit: The same search on the mean test loss, ``loss <= dense + ε_loss``
+            (for a loss task the task's own rule, so equal to ``limit``).
+        loss_per_seed: Its limit per seed.
+        dense_loss: The dense model's mean test loss.
+        loss_tolerance: ``ε_loss`` (nats, or ``1 − cos``).
     """
 
     limit: Interval
@@ -235,12 +241,23 @@ class FineTunedLimit:
     dense_accuracy: float
     tolerance: float
     finetune: dict
-    evaluations: list[tuple[int, float, float]]
+    evaluations: list[tuple[int, float, float, float]]
     metric: str = "accuracy"
+    loss_limit: Interval | None = None
+    loss_per_seed: list[float] | None = None
+    dense_loss: float | None = None
+    loss_tolerance: float | None = None
 
     def to_dict(self) -> dict:
         """Plain dict."""
         return asdict(self)
+
+
+def _over_seeds(per_seed: list[float]) -> Interval:
+    """Mean over seeds with their min / max and standard deviation."""
+    values = np.array(per_seed)
+    sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    return Interval(float(values.mean()), float(values.min()), float(values.max()), sd)
 
 
 def fine_tuned_limit(
@@ -260,7 +277,9 @@ def fine_tuned_limit(
     """Bisect the largest ``p`` whose magnitude-pruned, fine-tuned model keeps accuracy.
 
     Assumes recovery is monotone in ``p`` between ``low`` (must pass) and ``high``; each
-    fine-tuning seed gives one bisection, and the spread over seeds is the interval.
+    fine-tuning seed gives one bisection, and the spread over seeds is the interval. The
+    loss version bisects again on the test loss of the same fine-tuned models (a
+    ``(seed, p)`` already fine-tuned is not fine-tuned twice).
 
     Args:
         model: Trained network (not modified).
@@ -272,7 +291,8 @@ def fine_tuned_limit(
         high: Upper end of the search.
         steps: Bisection steps (resolution ``(high − low) / 2^steps``).
         spec: Prunable set.
-        loss_tolerance: Language model: loss increase allowed after fine-tuning (nats).
+        loss_tolerance: Loss increase allowed after fine-tuning (nats): the rule of a
+            language model, the loss version's for a classifier.
         min_cosine: Embedding: smallest mean cosine after fine-tuning.
 
     Returns:
@@ -282,6 +302,7 @@ def fine_tuned_limit(
         data.task, tolerance=tolerance, loss_tolerance=loss_tolerance, min_cosine=min_cosine,
         name=data.name,
     )  # fmt: skip
+    by_loss = loss_rule(data.task, loss_tolerance, min_cosine)
     key = rule.metric.key
     finetune.validate()
     if not seeds:
@@ -289,37 +310,43 @@ def fine_tuned_limit(
     low, high = check_sparsity(low, "low"), check_sparsity(high, "high")
     if not low < high:
         raise PrunelabError(f"low must be below high, got {low} and {high}")
-    dense_value = float(evaluate(model, data)[key])
-    target = rule.threshold(dense_value)
+    dense = evaluate(model, data)
     scores = score(model, "magnitude", spec=spec)
-    evaluations: list[tuple[int, float, float]] = []
+    tuned: dict[tuple[int, float], dict] = {}
 
-    def recovers(p: float, seed: int) -> bool:
-        work = copy.deepcopy(model)
-        mask = Mask.from_scores(scores, p, spec=spec)
-        mask.apply(work)
-        train_model(work, data, replace(finetune, seed=seed, progress=False), mask=mask)
-        value = float(evaluate(work, data)[key])
-        evaluations.append((seed, p, value))
-        return rule.passes(value, target)
+    def measured(p: float, seed: int) -> dict:
+        if (seed, p) not in tuned:
+            work = copy.deepcopy(model)
+            mask = Mask.from_scores(scores, p, spec=spec)
+            mask.apply(work)
+            train_model(work, data, replace(finetune, seed=seed, progress=False), mask=mask)
+            tuned[seed, p] = evaluate(work, data)
+        return tuned[seed, p]
 
-    per_seed = []
-    for seed in seeds:
+    def bisect(r, seed: int) -> float:
+        target = r.threshold(float(dense[r.metric.key]))
+
+        def recovers(p: float) -> bool:
+            return r.passes(float(measured(p, seed)[r.metric.key]), target)
+
         lo, hi = low, high
-        if not recovers(lo, seed):
-            per_seed.append(0.0)
-            continue
-        if recovers(hi, seed):
-            per_seed.append(hi)
-            continue
+        if not recovers(lo):
+            return 0.0
+        if recovers(hi):
+            return hi
         for _ in range(steps):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if recovers(mid, seed) else (lo, mid)
-        per_seed.append(lo)
-    values = np.array(per_seed)
-    sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            lo, hi = (mid, hi) if recovers(mid) else (lo, mid)
+        return lo
+
+    per_seed = [bisect(rule, seed) for seed in seeds]
+    loss_per_seed = per_seed if by_loss == rule else [bisect(by_loss, seed) for seed in seeds]
+    evaluations = [
+        (seed, p, float(v[key]), float(v["loss"])) for (seed, p), v in tuned.items()
+    ]  # fmt: skip
     return FineTunedLimit(
-        limit=Interval(float(values.mean()), float(values.min()), float(values.max()), sd),
-        per_seed=per_seed, dense_accuracy=dense_value, tolerance=rule.eps,
-        finetune=finetune.to_dict(), evaluations=evaluations, metric=key,
+        limit=_over_seeds(per_seed), per_seed=per_seed, dense_accuracy=float(dense[key]),
+        tolerance=rule.eps, finetune=finetune.to_dict(), evaluations=evaluations, metric=key,
+        loss_limit=_over_seeds(loss_per_seed), loss_per_seed=loss_per_seed,
+        dense_loss=float(dense["loss"]), loss_tolerance=by_loss.eps,
     )  # fmt: skip

@@ -25,13 +25,13 @@ from prunelab.limits.allocation import ALLOCATIONS, allocate, total_kept
 from prunelab.limits.settings import ActualSettings, AllocationSettings, LimitSettings
 from prunelab.limits.task_metric import check_tolerances, limit_rule, loss_eps
 
-#: ``--method all`` per task: the quadratic model predicts the one-shot *loss* limit,
-#: which is what ``--verify`` measures on the loss tasks (not on a classifier, whose
-#: measured limit is on accuracy), so there it joins the others
+#: ``--method all`` per task: the quadratic model and the calibration baseline predict
+#: the one-shot *loss* limit, which is what ``--verify`` measures on the loss tasks (not
+#: on a classifier, whose measured limit is on accuracy), so there they join the others
 ALL_METHODS = {
     "classification": ["gaussian-width", "certified", "cosine"],
-    "language-model": ["quadratic", "gaussian-width", "certified", "cosine"],
-    "embedding": ["quadratic", "gaussian-width", "certified", "cosine"],
+    "language-model": ["quadratic", "calibration", "gaussian-width", "certified", "cosine"],
+    "embedding": ["quadratic", "calibration", "gaussian-width", "certified", "cosine"],
 }
 
 
@@ -46,7 +46,7 @@ def limit_rows(found: dict) -> list[dict]:
     """
     rows = []
     actual = (found.get("actual") or {}).get("p_actual")
-    for method in ("quadratic", "gaussian-width", "certified", "cosine"):
+    for method in ("quadratic", "calibration", "gaussian-width", "certified", "cosine"):
         est = found.get(method)
         if est is None:
             continue
@@ -61,6 +61,10 @@ def limit_rows(found: dict) -> list[dict]:
         elif method == "quadratic":  # one grid scan: its resolution is the grid's
             row = {"method": "quadratic (one-shot loss)", "prediction": est["p_hat"],
                    "spread": 0.0, "lower": est["p_hat"], "upper": est["p_hat"]}  # fmt: skip
+        elif method == "calibration":  # measured on training examples: their bootstrap
+            lim = est["loss_limit"]
+            row = {"method": "calibration (one-shot loss)", "prediction": lim["value"],
+                   "spread": lim["sd"], "lower": lim["low"], "upper": lim["high"]}  # fmt: skip
         else:
             row = {"method": method, "prediction": est["p_hat"], "spread": est["spread"],
                    "lower": est["lower"], "upper": est["upper"]}  # fmt: skip
@@ -143,15 +147,20 @@ def limit_job(
         settings = dataclasses.replace(settings, eps=summary["predictor_eps"])
     methods = ALL_METHODS[data.task] if method == "all" else [method]
     found = predictions(
-        model, data, [m for m in methods if m != "quadratic"]
+        model, data, [m for m in methods if m not in ("quadratic", "calibration")]
         + (["actual"] if actual is not None else []), limit=settings, actual=actual,
         spec=mask.spec, seed=seed, progress=progress,
     )  # fmt: skip
+    grid = list(tol.grid) if tol.grid is not None else list(DEFAULT_GRID)
     if "quadratic" in methods:  # on the measured limit's grid (one product per point)
-        grid = list(tol.grid) if tol.grid is not None else list(DEFAULT_GRID)
         found["quadratic"] = limits.quadratic_one_shot_limit(
             model, data, summary["quadratic_eps"], grid, samples=settings.samples,
             batch_size=settings.batch_size, spec=mask.spec,
+        ).to_dict()  # fmt: skip
+    if "calibration" in methods:  # the same grid, measured on the same training examples
+        found["calibration"] = limits.calibration_limit(
+            model, data, summary["quadratic_eps"], grid, samples=settings.samples,
+            seed=seed, spec=mask.spec,
         ).to_dict()  # fmt: skip
     per_layer = None
     if allocation is not None and allocation.per_layer:

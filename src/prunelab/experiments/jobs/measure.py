@@ -10,6 +10,7 @@ demo call :func:`predictions` on a trained model, so every limit row is built on
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,11 +35,11 @@ from prunelab.scores import CRITERIA, score
 from prunelab.train import TrainConfig, loss_function
 
 #: what ``prunelab limit --method`` accepts (``all`` = every prediction)
-LIMIT_METHODS = ("gaussian-width", "cosine", "certified", "quadratic", "all")
+LIMIT_METHODS = ("gaussian-width", "cosine", "certified", "quadratic", "calibration", "all")
 #: everything :func:`predictions` can compute
 PREDICTIONS = (
     "gaussian-width", "cosine", "certified", "quadratic", "retrained", "actual", "one-shot",
-    "fine-tuned", "spectrum",
+    "fine-tuned", "calibration", "spectrum",
 )  # fmt: skip
 #: points kept of the ρ(R(p)) curve (a report needs a plot, not 1001 points)
 CURVE_POINTS = 201
@@ -104,10 +105,12 @@ def predictions(
 
     Returns:
         ``method -> result dict`` (``LimitEstimate`` / ``ActualLimit`` /
-        ``SpectrumSummary`` as dicts; the ρ curve thinned to :data:`CURVE_POINTS`).
+        ``SpectrumSummary`` as dicts; the ρ curve thinned to :data:`CURVE_POINTS`), and
+        ``"seconds"``: ``method -> wall-clock seconds`` it took.
     """
-    out = {}
+    out, seconds = {}, {}
     for name in methods:
+        start = time.perf_counter()
         settings = limit or LimitSettings()
         if name == "gaussian-width":
             gw = dataclasses.asdict(settings)
@@ -123,7 +126,7 @@ def predictions(
             ).to_dict()  # fmt: skip
         elif name == "cosine":
             out[name] = _cosine(model, cosine_grid, spec, kurtosis_tensors)
-        elif name in ("quadratic", "retrained", "one-shot", "fine-tuned"):
+        elif name in ("quadratic", "retrained", "one-shot", "fine-tuned", "calibration"):
             out[name] = _truth(name, model, data, truth or TruthSettings(), settings, spec)
         elif name == "actual":
             a = dataclasses.asdict(actual or ActualSettings())
@@ -134,11 +137,14 @@ def predictions(
             out[name] = spectrum(model, data, s, seed, spec).to_dict()
         else:
             raise PrunelabError(f"unknown prediction {name!r}; valid: {', '.join(PREDICTIONS)}")
+        seconds[name] = time.perf_counter() - start
+    if seconds:  # the cost of predicting vs measuring (wall clock, not part of any hash)
+        out["seconds"] = seconds
     return out
 
 
 def _truth(name: str, model, data, t: TruthSettings, limit: LimitSettings, spec) -> dict:
-    """A ground truth with its interval, or a quadratic-model limit (``ε`` = the loss ε).
+    """A ground truth with its interval, or a quadratic / calibration limit (``ε`` = the loss ε).
 
     The quadratic ``ε`` is the loss tolerance, or for an embedding model ``1 − min_cosine``
     (:func:`~prunelab.limits.task_metric.loss_eps`), the ``ε`` its loss truth uses.
@@ -154,10 +160,14 @@ def _truth(name: str, model, data, t: TruthSettings, limit: LimitSettings, spec)
             model, data, ft, t.tolerance, t.seeds, steps=t.bisect_steps, spec=spec,
             loss_tolerance=t.loss_tolerance, min_cosine=t.min_cosine,
         ).to_dict()  # fmt: skip
+    eps = loss_eps(data.task, t.loss_tolerance, t.min_cosine)
+    if name == "calibration":  # measured on the curvature predictors' training examples
+        return limits.calibration_limit(
+            model, data, eps, t.grid(), samples=limit.samples, bootstrap=t.bootstrap, spec=spec
+        ).to_dict()  # fmt: skip
     fn = (
         limits.quadratic_one_shot_limit if name == "quadratic" else limits.retrained_quadratic_limit
     )
-    eps = loss_eps(data.task, t.loss_tolerance, t.min_cosine)
     return fn(
         model, data, eps, t.grid(), samples=limit.samples, batch_size=limit.batch_size, spec=spec,
     ).to_dict()  # fmt: skip

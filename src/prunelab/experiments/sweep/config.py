@@ -133,7 +133,7 @@ class PredictionsConfig:
     methods: tuple[
         Literal[
             "gaussian-width", "cosine", "certified", "quadratic", "retrained", "actual",
-            "one-shot", "fine-tuned", "spectrum",
+            "one-shot", "fine-tuned", "calibration", "spectrum",
         ],
         ...,
     ] = ()  # fmt: skip

@@ -250,13 +250,13 @@ def prediction_settings(config: SweepConfig) -> dict | None:
     if not pred.methods:
         return None
     out: dict = {"methods": sorted(pred.methods)}
-    curvature = {"gaussian-width", "certified", "quadratic", "retrained"}
+    curvature = {"gaussian-width", "certified", "quadratic", "retrained", "calibration"}
     if curvature & set(pred.methods):
         out["gaussian_width"] = dataclasses.asdict(pred.gaussian_width)
         if "certified" not in pred.methods:  # its keys would change older prediction hashes
             for key in ("probes", "max_iters", "bracket"):
                 del out["gaussian_width"][key]
-    if {"quadratic", "retrained", "one-shot", "fine-tuned"} & set(pred.methods):
+    if {"quadratic", "retrained", "one-shot", "fine-tuned", "calibration"} & set(pred.methods):
         out["truth"] = pred.truth.to_dict()  # late keys at defaults left out
     if "actual" in pred.methods:
         out["actual"] = pred.actual.to_dict()

@@ -145,7 +145,9 @@ def predict(job: dict) -> dict:
         data = load_data(job["data"], job["data_dir"], cache=True)
         for name in settings["methods"]:
             try:
-                payload.update(predictions(model, data, [name], **options))
+                found = predictions(model, data, [name], **options)
+                payload.setdefault("seconds", {}).update(found.pop("seconds", {}))
+                payload.update(found)
             except Exception as exc:  # one failing method must not lose the others
                 payload["errors"][name] = f"{type(exc).__name__}: {exc}"
     except Exception as exc:
