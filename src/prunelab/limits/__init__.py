@@ -13,6 +13,9 @@
 * The three steps of :func:`predict_limit`, for callers that want one of them:
   :func:`measure_limit_inputs` (→ :class:`LimitInputs`), :func:`build_measures`
   (→ :class:`SeedMeasures`), :func:`estimate_from_measures` (→ :class:`LimitEstimate`).
+* Paper 004's other analyses: :func:`hessian_row_norms` (ℓ1 norms of Hessian rows at the
+  magnitude quantiles), :func:`compare_runs` / :func:`tv_distance` (weight-magnitude
+  distributions of independent runs), :func:`weight_scaling` (``p̂`` with the weights ×α).
 """
 
 from prunelab.limits._crossing import (
@@ -38,6 +41,7 @@ from prunelab.limits._inputs import (
 )
 from prunelab.limits._spectra import SeedMeasures, build_measures
 from prunelab.limits.actual import ActualLimit, delta_pp, find_actual_limit
+from prunelab.limits.calibration import calibration_limit
 from prunelab.limits.certified import CertifiedLimit, certified_limit, ggn_rank_bound
 from prunelab.limits.cosine import (
     CosineRule,
@@ -48,6 +52,7 @@ from prunelab.limits.cosine import (
     safety_multiplier,
 )
 from prunelab.limits.gaussian_width import predict_limit
+from prunelab.limits.hessian_rows import HessianRows, hessian_row_norms, threshold_indices
 from prunelab.limits.linear_theory import (
     METHODS as LINEAR_METHODS,
 )
@@ -61,7 +66,6 @@ from prunelab.limits.linear_theory import (
     pruning_excess_risk,
     simulate_linear_pruning,
 )
-from prunelab.limits.calibration import calibration_limit
 from prunelab.limits.quadratic import (
     QuadraticLimit,
     quadratic_one_shot_limit,
@@ -74,9 +78,38 @@ from prunelab.limits.truth import (
     fine_tuned_limit,
     one_shot_limit,
 )
+from prunelab.limits.weight_distributions import (
+    RunComparison,
+    compare_runs,
+    ks_distance,
+    log_bins,
+    magnitude_histogram,
+    tv_distance,
+)
+from prunelab.limits.weight_scaling import (
+    ScaledLimit,
+    WeightScaling,
+    scaled_curve,
+    scaled_limits,
+    weight_scaling,
+)
 
 __all__ = [
     "calibration_limit",
+    "HessianRows",
+    "hessian_row_norms",
+    "threshold_indices",
+    "RunComparison",
+    "compare_runs",
+    "ks_distance",
+    "log_bins",
+    "magnitude_histogram",
+    "tv_distance",
+    "ScaledLimit",
+    "WeightScaling",
+    "scaled_curve",
+    "scaled_limits",
+    "weight_scaling",
     "FineTunedLimit",
     "Interval",
     "OneShotLimit",

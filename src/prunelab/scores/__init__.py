@@ -8,6 +8,7 @@ from prunelab.scores import (
     baselines,  # noqa: F401  (registers magnitude, random)
     cov_scaled,  # noqa: F401  (registers cov_scaled)
     pai,  # noqa: F401  (snip, grasp, fisher_pai, hutchinson_pai)
+    smart_ratio,  # noqa: F401  (registers smart_ratio)
     sparsegpt,  # noqa: F401  (registers sparsegpt)
     synflow,  # noqa: F401  (registers synflow)
     taylor,  # noqa: F401  (registers taylor1, obd, taylor2)
