@@ -117,19 +117,21 @@ def _prune(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from prunelab.experiments.demo.run import run_demo
+    from prunelab.experiments.demo.section import LIMIT_COLUMNS, VERDICTS
 
     result = run_demo(
         args.out, seed=args.seed, epochs=args.epochs, workers=args.workers,
         progress=sys.stderr.isatty() and not args.json, device=args.device,
     )  # fmt: skip
     dense = ", ".join(f"{k} {v['accuracy']:.2f}%" for k, v in result.dense.items())
-    limit_cols = ["model", "method", "prediction", "spread", "lower", "actual", "delta_pp"]
     ft = [r for r in result.criteria if r["stage"] == "after fine-tune"]
     tr = result.spectrum["trace"]
     text = (
         f"fc5 on digits, dense test accuracy: {dense}\n\n"
-        "How far can it be pruned? (sparsity = fraction removed; delta in points)\n"
-        + text_table(result.limits, limit_cols)
+        "How far can it be pruned? Each prediction against the truth it claims "
+        "(sparsity = fraction removed; truth_low/high: its 95 % interval; delta in points)\n"
+        + text_table(result.limits, LIMIT_COLUMNS)
+        + f"\n{VERDICTS}\n"
         + "\n\nWhich weights matter? accuracy after pruning + a short fine-tune\n"
         + text_table(ft, ["criterion", "sparsity", "accuracy", "accuracy_sd", "loss"])
         + f"\n\nHessian: top eigenvalue {result.spectrum['top_eigenvalue']:.4g}, trace "
@@ -140,6 +142,7 @@ def _demo(args: argparse.Namespace) -> int:
         "dense": result.dense,
         "criteria": result.criteria,
         "limits": result.limits,
+        "truths": result.truths,
         "spectrum": result.spectrum,
         "report": str(result.report),
         "seconds": result.seconds,

@@ -6,10 +6,12 @@ scikit-learn's bundled digits, plain and ``ℓ1`` (LOMP), then
 
 1. **which weights matter** — six criteria at the same sparsities, right after one-shot
    pruning and after a short fine-tune;
-2. **how far** — the Hessian spectrum (SLQ), the spectral (Gaussian-width, paper 004)
-   and cosine/kurtosis (paper 003) predictions;
-3. **proof** — the measured limit (one-shot magnitude, no fine-tuning) beside each
-   prediction, with the error ``Δ`` in percentage points.
+2. **how far** — the Hessian spectrum (SLQ) and the limit predictors (the quadratic
+   loss model, the certified GGN and Gaussian-width limits of paper 004, the cosine rule
+   of paper 003);
+3. **proof** — each prediction beside the ground truth it claims (the one-shot limits
+   with bootstrap intervals, the fine-tuned limits over fine-tuning seeds), its error
+   ``Δ`` in points and a verdict: validated, not, or not converged (no number).
 
 ``OUT`` holds the sweep (``results.sqlite``, ``dense/``), its full report
 (``report/index.html``) and the headline page (``index.html``). Re-running resumes.
@@ -25,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunelab.device import resolve_device
-from prunelab.experiments.jobs import limit_rows
 from prunelab.experiments.report.data import dense_tags, load_sweep
 from prunelab.experiments.report.page import build_report
+from prunelab.experiments.report.validation import TRUTHS, prediction_rows
 from prunelab.experiments.sweep.runner import run_sweep
 
 #: the bundled sweep config of the demo
@@ -41,8 +43,11 @@ class DemoResult:
     Attributes:
         dense: Dense test metrics per training variant (``"plain"``, ``"l1"``).
         criteria: Criteria comparison rows (criterion, sparsity, stage, accuracy, sd, loss).
-        limits: One row per (model, method): prediction, bounds, actual limit, Δ (pp).
-        curves: Accuracy-vs-sparsity curves seen by the ground-truth search, per model.
+        limits: One row per (model, predictor, target): ``p̂``, the truth and its
+            interval, ``Δ`` (points) and the verdict
+            (:func:`~prunelab.experiments.report.validation.prediction_rows`).
+        truths: One row per (model, ground truth): its value and 95 % interval.
+        curves: The one-shot accuracy and loss curves (0.25 % grid), per model.
         spectrum: The plain model's spectrum summary (a dict).
         config: The sweep config that ran (a dict).
         report: Path of the headline ``index.html``.
@@ -52,6 +57,7 @@ class DemoResult:
     dense: dict
     criteria: list[dict]
     limits: list[dict]
+    truths: list[dict]
     curves: dict
     spectrum: dict
     config: dict
@@ -93,6 +99,18 @@ def _criteria_rows(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def _truth_rows(tag: str, found: dict) -> list[dict]:
+    """The ground truths one model measured, each with its interval and cost."""
+    rows = []
+    for target, (key, field) in TRUTHS.items():
+        interval = (found.get(key) or {}).get(field)
+        if interval:
+            rows.append({"model": tag, "truth": target, "value": interval["value"],
+                         "low": interval["low"], "high": interval["high"],
+                         "seconds": (found.get("seconds") or {}).get(key)})  # fmt: skip
+    return rows
+
+
 def run_demo(
     out: str | Path,
     seed: int = 0,
@@ -128,20 +146,23 @@ def run_demo(
     build_report(out)
     data = load_sweep(out)
     tags = dense_tags(data)
-    dense, limits, curves, spectrum = {}, [], [], {}
+    dense, limits, truths, curves, spectrum = {}, [], [], [], {}
     by_variant = sorted(data.predictions.items(), key=lambda kv: tags[kv[0]]["training"])
     for dense_hash, found in by_variant:
         tag = tags[dense_hash]["training"]
         dense[tag] = data.dense[dense_hash]["metrics"]["dense"]
-        limits += [{"model": tag, **row} for row in limit_rows(found)]
-        curves += [{"model": tag, "sparsity": p, "accuracy": a, "loss": lo}
-                   for p, a, lo in found["actual"]["curve"]]  # fmt: skip
+        limits += [{"model": tag, **row} for row in prediction_rows(found)]
+        truths += _truth_rows(tag, found)
+        one = found["one-shot"]
+        points = zip(one["grid"], one["accuracy"], one["loss"], strict=True)
+        curves += [{"model": tag, "sparsity": p, "accuracy": a, "loss": lo} for p, a, lo in points]
         if tag == "plain":
             spectrum = found["spectrum"]
     seconds["total"] = time.perf_counter() - t0
     result = DemoResult(
-        dense=dense, criteria=_criteria_rows(data.runs), limits=limits, curves={"rows": curves},
-        spectrum=spectrum, config=data.config, report=out / "index.html", seconds=seconds,
+        dense=dense, criteria=_criteria_rows(data.runs), limits=limits, truths=truths,
+        curves={"rows": curves}, spectrum=spectrum, config=data.config,
+        report=out / "index.html", seconds=seconds,
     )  # fmt: skip
     write_demo_page(out, result)
     return result
