@@ -23,11 +23,21 @@ def _net():
                          nn.Linear(3, 10), nn.ReLU(), nn.Linear(10, 1 + 2))  # fmt: skip
 
 
-def _slow_ratios(sizes: list[int], p: float) -> list[float]:
-    """Reference: bisection on γ of Σ min(1, γ r_l) D_l = (1 − p) D (monotone in γ)."""
+def _slow_ratios(sizes: list[int], p: float, pin: float | None = None) -> list[float]:
+    """Reference: bisection on γ of Σ min(1, γ r_l) D_l = (1 − p) D (monotone in γ).
+
+    With ``pin``, the last layer keeps ``round(pin·D_L)`` and the others share the rest.
+    """
     L = len(sizes)
     r = [(L - k + 1) ** 2 + (L - k + 1) for k in range(1, L + 1)]  # k = layer number
     target = (1 - p) * sum(sizes)
+    if pin is not None:
+        last = round(pin * sizes[-1])
+        return [*_slow_free(sizes[:-1], r[:-1], target - last), last / sizes[-1]]
+    return _slow_free(sizes, r, target)
+
+
+def _slow_free(sizes, r, target):
     lo, hi = 0.0, 1.0 / min(r)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
@@ -43,17 +53,26 @@ def test_rule_and_water_filling_match_the_slow_reference():
     assert smart_ratio_weights(4) == [20, 12, 6, 2]
     sizes = {"0.weight": 400, "2.weight": 60, "4.weight": 30, "6.weight": 30}
     for p in (0.05, 0.3, 0.5, 0.9, 0.98):
-        fast = smart_ratio_keep_ratios(sizes, p)
+        fast = smart_ratio_keep_ratios(sizes, p, classifier_keep=None)
         np.testing.assert_allclose(list(fast.values()), _slow_ratios(list(sizes.values()), p),
                                    rtol=1e-9, atol=1e-12)  # fmt: skip
+        pinned = smart_ratio_keep_ratios(sizes, p)  # default: the last layer at 30 %
+        slow = _slow_ratios(list(sizes.values()), p, 0.3)
+        np.testing.assert_allclose(list(pinned.values()), slow, rtol=1e-9)
+        assert pinned["6.weight"] == 0.3
+        assert sum(pinned[n] * d for n, d in sizes.items()) == pytest.approx((1 - p) * 520)
         assert sum(fast[n] * d for n, d in sizes.items()) == pytest.approx((1 - p) * 520)
         kept = list(fast.values())
         assert all(
             a >= b - 1e-15 for a, b in zip(kept, kept[1:], strict=False)
         )  # decays with depth
-    capped = smart_ratio_keep_ratios({"a.w": 10, "b.w": 1000}, 0.5)
+    capped = smart_ratio_keep_ratios({"a.w": 10, "b.w": 1000}, 0.5, classifier_keep=None)
     assert capped["a.w"] == 1.0  # γ·r_1 > 1: dense, the rest re-solved
     assert capped["b.w"] == pytest.approx((505 - 10) / 1000)  # (1 − p)·1010 − 10 left
+    with pytest.raises(PrunelabError, match="classifier_keep"):  # 300 pinned > 505 − 10 room
+        smart_ratio_keep_ratios({"a.w": 10, "b.w": 1000}, 0.5)
+    with pytest.raises(PrunelabError, match="classifier_keep"):
+        smart_ratio_keep_ratios(sizes, 0.5, classifier_keep=1.5)
 
 
 @pytest.mark.parametrize("p", [0.5, 0.9, 0.98])
@@ -66,6 +85,12 @@ def test_global_top_k_of_the_scores_gives_the_rule(p):
     assert mask.nnz == round((1 - p) * mask.total)
     L = len(sizes)
     for n, m in mask.masks.items():
+        assert abs(int(m.sum()) - ratios[n] * sizes[n]) <= (L + 1) / 2, (n, int(m.sum()))
+    if p < 0.98:  # the pin holds exactly unless min_per_layer takes from it (p = 0.98)
+        assert int(mask.masks["6.weight"].sum()) == 9  # round(0.3 · 30)
+    free = Mask.from_scores(score(net, "smart_ratio", seed=1, classifier_keep=None), p)
+    ratios = smart_ratio_keep_ratios(sizes, p, classifier_keep=None)
+    for n, m in free.masks.items():
         assert abs(int(m.sum()) - ratios[n] * sizes[n]) <= (L + 1) / 2, (n, int(m.sum()))
 
 
