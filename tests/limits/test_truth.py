@@ -144,7 +144,9 @@ def test_retrained_quadratic_equals_brute_force_minimisation(float64):
 def test_fine_tuned_limit_bisects_per_seed(trained):
     data, net = trained
     ft = TrainConfig(epochs=3, lr=0.05, batch_size=16)
-    res = fine_tuned_limit(net, data, ft, tolerance=2.0, seeds=(0, 1), high=0.95, steps=3)
+    res = fine_tuned_limit(
+        net, data, ft, tolerance=2.0, seeds=(0, 1), high=0.95, steps=3, reference="dense"
+    )
     assert len(res.per_seed) == 2 and res.limit.low <= res.limit.value <= res.limit.high
     for seed, p_lim in zip((0, 1), res.per_seed, strict=True):
         evals = [(p, a) for s, p, a, _ in res.evaluations if s == seed]
@@ -163,3 +165,25 @@ def test_fine_tuned_limit_bisects_per_seed(trained):
     assert len({(s, p) for s, p, _, _ in res.evaluations}) == len(res.evaluations)  # no repeats
     with pytest.raises(PrunelabError, match="seeds"):
         fine_tuned_limit(net, data, ft, seeds=())
+
+
+def test_fine_tuned_limit_paired_reference_is_the_same_budget_at_zero(trained):
+    data, net = trained
+    ft = TrainConfig(epochs=3, lr=0.05, batch_size=16)
+    res = fine_tuned_limit(net, data, ft, tolerance=2.0, seeds=(0, 1), high=0.95, steps=3)
+    assert res.reference == "paired"
+    for i, seed in enumerate((0, 1)):
+        # brute force: the unpruned model fine-tuned with the same budget and seed
+        work = copy.deepcopy(net)
+        train_model(work, data, TrainConfig(epochs=3, lr=0.05, batch_size=16, seed=seed))
+        ref = evaluate(work, data)
+        assert res.reference_per_seed[i] == pytest.approx(ref["accuracy"])
+        assert res.reference_loss_per_seed[i] == pytest.approx(ref["loss"])
+        evals = [(p, a, lo) for s, p, a, lo in res.evaluations if s == seed]
+        target, loss_target = ref["accuracy"] - 2.0, ref["loss"] + 0.05
+        p_lim, p_loss = res.per_seed[i], res.loss_per_seed[i]
+        assert any(p == p_lim and a >= target for p, a, _ in evals)  # p = 0 passes by design
+        assert all(a < target for p, a, _ in evals if p > p_lim)
+        assert all(lo > loss_target for p, _, lo in evals if p > p_loss)
+    with pytest.raises(PrunelabError, match="reference must be one of paired, dense"):
+        fine_tuned_limit(net, data, ft, seeds=(0,), reference="fine-tuned")

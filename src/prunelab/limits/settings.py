@@ -114,6 +114,8 @@ class TruthSettings:
         finetune_epochs: The fine-tuning budget after magnitude pruning.
         finetune_lr: Its learning rate (constant schedule).
         bisect_steps: Bisection steps of the fine-tuned limit.
+        reference: What the fine-tuned limit's threshold is set from: ``paired`` (the same
+            budget and seed applied at ``p = 0``) or ``dense`` (the dense model).
     """
 
     tolerance: float = setting(0.5, "accuracy drop allowed (points)", minimum=0)
@@ -125,6 +127,9 @@ class TruthSettings:
     finetune_epochs: int = setting(2, "fine-tuning epochs of the fine-tuned limit", minimum=1)
     finetune_lr: float = setting(0.01, "its learning rate (constant)", minimum=0)
     bisect_steps: int = setting(7, "bisection steps of the fine-tuned limit", minimum=1)
+    reference: Literal["paired", "dense"] = setting(
+        "paired", "fine-tuned limit's reference: paired (same budget at p = 0) | dense"
+    )
 
     def grid(self) -> list[float]:
         """The sparsity grid ``0, step, 2·step, ... < 1``."""

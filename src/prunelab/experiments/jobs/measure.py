@@ -158,7 +158,7 @@ def _truth(name: str, model, data, t: TruthSettings, limit: LimitSettings, spec)
         ft = TrainConfig(epochs=t.finetune_epochs, lr=t.finetune_lr, schedule="constant")
         return limits.fine_tuned_limit(
             model, data, ft, t.tolerance, t.seeds, steps=t.bisect_steps, spec=spec,
-            loss_tolerance=t.loss_tolerance, min_cosine=t.min_cosine,
+            loss_tolerance=t.loss_tolerance, min_cosine=t.min_cosine, reference=t.reference,
         ).to_dict()  # fmt: skip
     eps = loss_eps(data.task, t.loss_tolerance, t.min_cosine)
     if name == "calibration":  # measured on the curvature predictors' training examples
