@@ -7,6 +7,8 @@
   rounds), then train with the mask (paper 002).
 * :func:`imp` — iterative magnitude pruning with rewinding; :func:`lomp` — ``ℓ1``
   training then one-shot magnitude (paper 004).
+* :func:`rare_gems` — GEM-MINER: scores learned on the frozen initialisation, top-k,
+  then training with the mask (the Rare Gems baseline of paper 004).
 * :func:`finetune` — train with a mask kept exact.
 * :func:`predict_loss_change` — first/second-order predicted vs measured ``ΔL``.
 * :class:`PruneSettings` + :func:`run_procedure` — the one dispatch from settings to a
@@ -24,6 +26,7 @@ from prunelab.procedures.iterative import density_schedule, iterative
 from prunelab.procedures.lomp import DEFAULT_L1, lomp
 from prunelab.procedures.loss_change import LossChange, predict_loss_change
 from prunelab.procedures.oneshot import one_shot
+from prunelab.procedures.rare_gems import rare_gems
 from prunelab.procedures.record import PruneRecord
 from prunelab.procedures.settings import KINDS, PruneSettings
 
@@ -43,6 +46,7 @@ __all__ = [
     "looks_trained",
     "one_shot",
     "predict_loss_change",
+    "rare_gems",
     "recalibrate_bn",
     "run_procedure",
 ]

@@ -6,7 +6,10 @@
 * ``one-shot`` / ``iterative`` / ``lomp`` → :func:`~prunelab.procedures.iterative.iterative`
   on a trained model (LOMP: the model was trained with ``ℓ1``; the prune is magnitude);
 * ``at-init`` → :func:`~prunelab.procedures.at_init.at_init` (prune, then train);
-* ``imp`` → :func:`~prunelab.procedures.imp.imp` (train, prune, rewind, retrain).
+* ``imp`` → :func:`~prunelab.procedures.imp.imp` (train, prune, rewind, retrain);
+* ``rare-gems`` → :func:`~prunelab.procedures.rare_gems.rare_gems` (learn scores on the
+  frozen init, top-k, train); its score phase is the training run's config with the
+  score learning rate, without penalties or warm-up (``criterion`` is not used).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from prunelab.masks import Mask
 from prunelab.procedures.at_init import at_init
 from prunelab.procedures.imp import imp
 from prunelab.procedures.iterative import iterative
+from prunelab.procedures.rare_gems import rare_gems
 from prunelab.procedures.record import PruneRecord
 from prunelab.procedures.settings import PruneSettings
 from prunelab.prunable import PrunableSpec
@@ -94,6 +98,19 @@ def run_procedure(
         return imp(
             model, data, sparsity, s.rounds, finetune, s.rewind_epoch, scope=s.scope,
             spec=spec, min_per_layer=s.min_per_layer, eval_train=eval_train,
+        )  # fmt: skip
+    if s.kind == "rare-gems":
+        base = finetune or TrainConfig()
+        score_config = replace(
+            base, epochs=s.gem_epochs or base.epochs, lr=s.gem_lr, l1=0.0, l2=0.0,
+            weight_decay=0.0, warmup_epochs=0,
+        )  # fmt: skip
+        return rare_gems(
+            model, data, sparsity, lam=s.gem_lambda, score_config=score_config,
+            rounds=s.rounds, forward=s.gem_forward, finetune=finetune, scope=s.scope,
+            spec=spec or (previous.spec if previous is not None else None),
+            min_per_layer=s.min_per_layer, eval_train=eval_train,
+            already_trained=looks_trained(parent_meta),
         )  # fmt: skip
     options = dict(
         scope=s.scope,
