@@ -9,6 +9,7 @@ from cases import make_case, rel_err
 from torch import nn
 
 from prunelab.curvature import GGN, EmpiricalFisher, Hessian
+from prunelab.curvature.operator import _all_finite
 from prunelab.errors import PrunelabError
 from prunelab.prunable import PrunableSpec
 
@@ -133,6 +134,40 @@ def test_non_finite_loss_names_the_batch(cls):
     op = cls(c.model, c.loss_fn, [c.batches[0], (x, y), c.batches[2]])
     with pytest.raises(PrunelabError, match=r"non-finite loss \(nan\) on batch 1$"):
         op @ torch.ones(c.dim, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("cls", [Hessian, GGN, EmpiricalFisher])
+def test_non_finite_product_with_finite_loss_names_the_batch(cls):
+    """An infinite probe entry gives a finite loss but a non-finite product."""
+    c = make_case("mlp-ce")
+    op = cls(c.model, c.loss_fn, c.batches)
+    v = torch.ones(c.dim, dtype=torch.float64)
+    v[0] = float("inf")
+    kind = op.kind
+    with pytest.raises(PrunelabError, match=rf"non-finite {kind} product on batch 0$"):
+        op @ v
+    V = torch.ones(c.dim, 3, dtype=torch.float64)
+    V[1, 2] = float("nan")
+    with pytest.raises(PrunelabError, match=rf"non-finite {kind} product on batch 0$"):
+        op.matmat(V)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_finiteness_check_is_exact_when_the_sum_overflows(dtype):
+    """The sum-based check falls back to the entrywise test on a non-finite sum."""
+    big = torch.finfo(dtype).max
+    finite = [torch.full((2, 3), big, dtype=dtype), torch.full((2, 1), -1.0, dtype=dtype)]
+    assert not bool(torch.isfinite(sum(b.sum() for b in finite)))  # the sum overflows
+    assert _all_finite(finite) and _all_finite(finite[:1])
+    for bad in (float("inf"), float("-inf"), float("nan")):
+        blocks = [t.clone() for t in finite]
+        blocks[1][1, 0] = bad
+        assert not _all_finite(blocks)
+        small = [torch.zeros(2, 3, dtype=dtype), torch.zeros(2, 1, dtype=dtype)]
+        small[0][0, 0] = bad
+        assert not _all_finite(small)
+    opposite = [torch.tensor([float("inf")], dtype=dtype), torch.tensor([float("-inf")])]
+    assert not _all_finite([opposite[0], opposite[1].to(dtype)])  # inf + -inf = nan
 
 
 def test_wrong_vector_shape_is_refused():
