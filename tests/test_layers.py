@@ -16,6 +16,7 @@ LAYERS = [
         "models",
         "prunable",
         "masks",
+        "mask_path",
         "_evaluate",
         "_model_errors",
         "_topk",

@@ -29,7 +29,7 @@ from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError
 from prunelab.limits.settings import ActualSettings
 from prunelab.limits.task_metric import limit_rule
-from prunelab.masks import Mask
+from prunelab.mask_path import MaskPath
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
 
@@ -166,7 +166,7 @@ def find_actual_limit(
     work = copy.deepcopy(model)  # the caller's weights are never touched
     params = prunable_parameters(work, spec)
     dense = {n: p.detach().clone() for n, p in params.items()}
-    scores = score(work, "magnitude", spec=spec)
+    path = MaskPath(score(work, "magnitude", spec=spec), spec=spec)
     total = sum(t.numel() for t in dense.values())
     initial = float(sum(int((t == 0).sum()) for t in dense.values())) / total
     pts = [p for p in pts if _kept(p, total) >= len(dense)]
@@ -190,7 +190,7 @@ def find_actual_limit(
         with torch.no_grad():
             for n, t in params.items():
                 t.copy_(dense[n])
-        Mask.from_scores(scores, p, spec=spec).apply(work)
+        path.at(p).apply(work)
         res = evaluate_fn(work, data, split="test", batch_size=batch_size)
         seen[p] = (_accuracy(res), float(res["loss"]))
         compared[p] = float(res[key])

@@ -31,7 +31,7 @@ from prunelab._evaluate import loss_function
 from prunelab.curvature import GGN, Hessian
 from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError, check_sparsity
-from prunelab.masks import Mask
+from prunelab.mask_path import MaskPath
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
 
@@ -78,10 +78,10 @@ def _setup(model, data, grid, curvature, samples, batch_size, spec):
     loss_fn = loss_function(data)
     op = CURVATURES[curvature](model, loss_fn, batches, params=list(params))
     theta = torch.cat([p.detach().reshape(-1) for p in params.values()])
-    scores = score(model, "magnitude", spec=spec)
+    path = MaskPath(score(model, "magnitude", spec=spec), spec=spec)
     deltas, kept_sets = [], []
     for p in pts:
-        keep = Mask.from_scores(scores, p, spec=spec).masks
+        keep = path.at(p).masks
         kept = torch.cat([keep[n].reshape(-1) for n in params])
         deltas.append(torch.where(kept, torch.zeros_like(theta), -theta))
         kept_sets.append(kept)

@@ -42,7 +42,7 @@ from prunelab.data.base import DataBundle
 from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.limits._per_example import per_example
 from prunelab.limits.task_metric import limit_rule, loss_rule
-from prunelab.masks import Mask
+from prunelab.mask_path import MaskPath
 from prunelab.prunable import PrunableSpec, prunable_parameters
 from prunelab.scores import score
 from prunelab.train import TrainConfig, evaluate, train_model
@@ -188,14 +188,14 @@ def one_shot_limit(
     work = copy.deepcopy(model)
     params = prunable_parameters(work, spec)
     dense = {n: p.detach().clone() for n, p in params.items()}
-    scores = score(work, "magnitude", spec=spec)
+    path = MaskPath(score(work, "magnitude", spec=spec), spec=spec)
     dense_correct, dense_losses = per_example(work, data)
     correct, losses = [], []
     for p in pts:
         with torch.no_grad():
             for n, t in params.items():
                 t.copy_(dense[n])
-        Mask.from_scores(scores, p, spec=spec).apply(work)
+        path.at(p).apply(work)
         c, lo = per_example(work, data)
         correct.append(c)
         losses.append(lo)
@@ -334,13 +334,13 @@ def fine_tuned_limit(
     if not low < high:
         raise PrunelabError(f"low must be below high, got {low} and {high}")
     dense = evaluate(model, data)
-    scores = score(model, "magnitude", spec=spec)
+    path = MaskPath(score(model, "magnitude", spec=spec), spec=spec)
     tuned: dict[tuple[int, float], dict] = {}
 
     def measured(p: float, seed: int) -> dict:
         if (seed, p) not in tuned:
             work = copy.deepcopy(model)
-            mask = Mask.from_scores(scores, p, spec=spec)
+            mask = path.at(p)
             mask.apply(work)
             train_model(work, data, replace(finetune, seed=seed, progress=False), mask=mask)
             tuned[seed, p] = evaluate(work, data)
