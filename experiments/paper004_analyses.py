@@ -17,7 +17,11 @@
    ``EPOCHS`` dense epochs (the same init per seed), then each sparse network gets
    ``EPOCHS − 1`` masked epochs (magnitude and LOMP: fine-tuning after one-shot pruning;
    IMP: retraining from the epoch-1 rewind point in each of its rounds 90 → 95 → 98 %);
-   Smart-Ratio: ``EPOCHS`` masked epochs from the initialisation.
+   Smart-Ratio: ``EPOCHS`` masked epochs from the initialisation. **Rare Gems**
+   (GEM-MINER, :func:`prunelab.procedures.rare_gems`): ``EPOCHS`` score epochs on the
+   frozen initialisation (λ = 1e-4, score lr ``GEM_LR``), top-k, then ``EPOCHS`` masked
+   epochs from the same initialisation. ``--baselines`` runs only this comparison and
+   prints it as mean ± standard error over the seeds.
 6. **Threshold vs IMP rounds, with / without ℓ2**: the exact p̂ (α = 1) of the small MLP
    after each of 5 IMP rounds to 98 % (rewind to epoch 1), trained with ℓ2 = 1e-3 on
    the prunable set or without, 3 seeds.
@@ -25,6 +29,7 @@
 One thread by default. ``--quick`` runs a tiny version (smoke test of the script).
 
     .venv/bin/python experiments/paper004_analyses.py [--threads 1] [--out runs/paper004_analyses]
+    .venv/bin/python experiments/paper004_analyses.py --baselines   # item 4 only, ± s.e.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from prunelab.limits import compare_runs, hessian_row_norms, tv_distance, weight
 from prunelab.masks import Mask
 from prunelab.models.mlp import MLP
 from prunelab.models.registry import init_weights
-from prunelab.procedures import at_init, density_schedule
+from prunelab.procedures import at_init, density_schedule, rare_gems
 from prunelab.prunable import prunable_parameters
 from prunelab.scores import score
 from prunelab.train import TrainConfig, evaluate, train_model
@@ -60,6 +65,11 @@ SCALING_SAMPLES = 512
 MAX_ITERS = 96  # Lanczos budget per probe (8 probes); a point that did not converge says so
 IMP_ROUNDS = 5  # analysis 6: rounds of the exponential density schedule to 98 %
 L2 = 1e-3  # analysis 6: ℓ2 penalty on the prunable set ("with ℓ2")
+GEM_LAMBDA = 1e-4  # Rare Gems' λ·Σs² (the authors' sample config)
+# Rare Gems' score lr: chosen on a validation split (train[:1000] vs train[1000:], seed 0,
+# p = 98 %, lenet300 / fc5 / lenet5) from 0.1, 1, 3, 10, 30; the authors' 0.1 (150 CIFAR
+# epochs) barely moves the scores in 10 digits epochs (21 steps each)
+GEM_LR = 30.0
 
 
 def mean_sd(v: list[float]) -> tuple[float, float]:
@@ -158,6 +168,68 @@ def smart_ratio(run, data, p, epochs, seed):
     return evaluate(net, data)["accuracy"]
 
 
+def gem_miner(run, data, p, epochs, seed):
+    """Rare Gems: ``epochs`` score epochs at the init, top-k, ``epochs`` masked epochs.
+
+    Returns ``(accuracy of the masked init before training, after training)``.
+    """
+    net = copy.deepcopy(run["init"])
+    score = TrainConfig(epochs=epochs, lr=GEM_LR, seed=seed)
+    train = TrainConfig(epochs=epochs, seed=seed)
+    _, rec = rare_gems(
+        net, data, p, lam=GEM_LAMBDA, score_config=score, finetune=train, eval_train=False
+    )
+    return rec.after_prune["accuracy"], rec.after_finetune["accuracy"]
+
+
+def baseline_rows(models, data, seeds, epochs, runs=None) -> list[dict]:
+    """Item 4: magnitude, LOMP, IMP, Smart-Ratio and Rare Gems per model, seed, sparsity."""
+    rows = []
+    for m in models:
+        for s in seeds:
+            run = runs[(m, s)] if runs else train_runs(m, data, s, epochs)
+            imp = imp_rounds(run, data, epochs - 1, s)
+            for p in SPARSITIES:
+                t0 = time.time()
+                mag = prune_and_finetune(run["plain"], data, p, epochs - 1, s)
+                lomp = prune_and_finetune(run["l1"], data, p, epochs - 1, s)
+                dense = evaluate(run["plain"], data)["accuracy"]
+                t1 = time.time()
+                gem = gem_miner(run, data, p, epochs, s)
+                row = {"model": m, "seed": s, "sparsity": p, "dense": dense,
+                       "magnitude": mag, "lomp": lomp, "imp": imp[p],
+                       "smart_ratio": smart_ratio(run, data, p, epochs, s),
+                       "rare_gems": gem, "rare_gems_seconds": time.time() - t1,
+                       "seconds": time.time() - t0}  # fmt: skip
+                rows.append(row)
+                print("baseline", row, flush=True)
+    return rows
+
+
+def _mse(v: list[float], digits: int = 1) -> str:
+    """Mean ± standard error (sd / √n)."""
+    m, sd = mean_sd(v)
+    if math.isnan(sd):
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {sd / math.sqrt(len(v)):.{digits}f}"
+
+
+def print_baselines(rows, models, seeds) -> None:
+    """Item 4's table with Rare Gems, mean ± s.e. over the seeds."""
+    print(f"\n| model (dense) | sparsity | magnitude | LOMP | IMP | Smart-Ratio | Rare Gems "
+          f"| Rare Gems before training | (n = {len(seeds)}, ± s.e.) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for m in models:
+        for p in SPARSITIES:
+            rs = [r for r in rows if r["model"] == m and r["sparsity"] == p]
+            cells = [_mse([r["magnitude"][1] for r in rs]), _mse([r["lomp"][1] for r in rs]),
+                     _mse([r["imp"] for r in rs]), _mse([r["smart_ratio"] for r in rs]),
+                     _mse([r["rare_gems"][1] for r in rs]),
+                     _mse([r["rare_gems"][0] for r in rs])]  # fmt: skip
+            dense = _mse([r["dense"] for r in rs])
+            print(f"| {m} ({dense} %) | {p:.0%} | " + " | ".join(cells) + " | |")
+
+
 def init_check(data, epochs, seeds) -> None:
     """Diagnostic: is Smart-Ratio's failure on deep nets the unrescaled sparse init?
 
@@ -192,8 +264,25 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (2 epochs, 1 seed)")
     ap.add_argument("--init-check", action="store_true", help="only the Smart-Ratio init check")
+    ap.add_argument("--baselines", action="store_true", help="only item 4, with Rare Gems")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.baselines:
+        epochs, seeds = (2, (0,)) if args.quick else (EPOCHS, SEEDS)
+        models = ("lenet300",) if args.quick else MODELS
+        start, load = time.time(), os.getloadavg()
+        rows = baseline_rows(models, prunelab.data.load("digits", seed=0), seeds, epochs)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"seconds": time.time() - start, "loadavg_start": load,
+                "loadavg_end": os.getloadavg(), "epochs": epochs, "seeds": list(seeds),
+                "threads": args.threads, "gem_lr": GEM_LR, "gem_lambda": GEM_LAMBDA}  # fmt: skip
+        (out / "baselines.json").write_text(json.dumps({"rows": rows, "meta": meta}, indent=1))
+        print_baselines(rows, models, seeds)
+        gem_s = sum(r["rare_gems_seconds"] for r in rows)
+        print(f"\n{meta['seconds']:.0f} s ({gem_s:.0f} s in Rare Gems), load average "
+              f"{load[0]:.1f} -> {os.getloadavg()[0]:.1f}")  # fmt: skip
+        return None
     if args.init_check:
         print("| model | sparsity | Smart-Ratio | Smart-Ratio, rescaled init | global random |")
         print("|---|---|---|---|---|")
@@ -251,19 +340,7 @@ def main() -> None:
                                       **imp_limit_rounds(data, s, epochs, l2)})  # fmt: skip
             print("imp limits", res["imp_limits"][-1], flush=True)
 
-    for m in models:  # 4. Smart-Ratio vs magnitude / LOMP / IMP
-        for s in seeds:
-            run = runs[(m, s)]
-            imp = imp_rounds(run, data, epochs - 1, s)
-            for p in SPARSITIES:
-                mag = prune_and_finetune(run["plain"], data, p, epochs - 1, s)
-                lomp = prune_and_finetune(run["l1"], data, p, epochs - 1, s)
-                dense = evaluate(run["plain"], data)["accuracy"]
-                row = {"model": m, "seed": s, "sparsity": p, "dense": dense,
-                       "magnitude": mag, "lomp": lomp, "imp": imp[p],
-                       "smart_ratio": smart_ratio(run, data, p, epochs, s)}  # fmt: skip
-                res["baselines"].append(row)
-                print("baseline", row, flush=True)
+    res["baselines"] = baseline_rows(models, data, seeds, epochs, runs)  # 4.
 
     elapsed = time.time() - start
     res["meta"] = {"seconds": elapsed, "loadavg_start": load, "loadavg_end": os.getloadavg(),
@@ -321,13 +398,15 @@ def print_tables(res: dict, models, seeds) -> None:
                 cells += [_ms([r["p_hat"][i] for r in by[l2]], 3),
                           _ms([r["accuracy"][i] for r in by[l2]])]  # fmt: skip
             print(f"| {i} | {sp:.3f} | " + " | ".join(cells) + " |")
-    print(f"\n| model | sparsity | magnitude | LOMP | IMP | Smart-Ratio | (n = {len(seeds)}) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n| model | sparsity | magnitude | LOMP | IMP | Smart-Ratio | Rare Gems "
+          f"| (n = {len(seeds)}) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for m in models:
         for p in SPARSITIES:
             rs = [r for r in res["baselines"] if r["model"] == m and r["sparsity"] == p]
             cells = [_ms([r["magnitude"][1] for r in rs]), _ms([r["lomp"][1] for r in rs]),
-                     _ms([r["imp"] for r in rs]), _ms([r["smart_ratio"] for r in rs])]  # fmt: skip
+                     _ms([r["imp"] for r in rs]), _ms([r["smart_ratio"] for r in rs]),
+                     _ms([r["rare_gems"][1] for r in rs])]  # fmt: skip
             print(
                 f"| {m} ({_ms([r['dense'] for r in rs])} %) | {p:.0%} | "
                 + " | ".join(cells)
