@@ -79,13 +79,17 @@ def _setup(model, data, grid, curvature, samples, batch_size, spec):
     op = CURVATURES[curvature](model, loss_fn, batches, params=list(params))
     theta = torch.cat([p.detach().reshape(-1) for p in params.values()])
     path = MaskPath(score(model, "magnitude", spec=spec), spec=spec)
-    deltas, kept_sets = [], []
-    for p in pts:
-        keep = path.at(p).masks
-        kept = torch.cat([keep[n].reshape(-1) for n in params])
-        deltas.append(torch.where(kept, torch.zeros_like(theta), -theta))
-        kept_sets.append(kept)
-    return pts, params, op, torch.stack(kept_sets, 1), torch.stack(deltas, 1), batches, loss_fn
+
+    def columns(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Kept flags and ``δ(p) = −θ`` on the pruned set, ``(D, stop − start)`` each."""
+        kept = []
+        for p in pts[start:stop]:
+            keep = path.at(p).masks
+            kept.append(torch.cat([keep[n].reshape(-1) for n in params]))
+        kept = torch.stack(kept, 1)
+        return kept, torch.where(kept, torch.zeros_like(theta)[:, None], -theta[:, None])
+
+    return pts, params, op, columns, batches, loss_fn
 
 
 def _gradient(model: nn.Module, params: dict, batches, loss_fn) -> torch.Tensor:
@@ -132,15 +136,18 @@ def quadratic_one_shot_limit(
     """
     if not eps > 0:
         raise PrunelabError(f"eps must be > 0, got {eps!r}")
-    pts, params, op, _, D, batches, loss_fn = _setup(
+    pts, params, op, columns, batches, loss_fn = _setup(
         model, data, grid, curvature, samples, batch_size, spec
     )
     g = _gradient(model, params, batches, loss_fn)
-    first = (g @ D).double()
+    first, second = [], []
     # blocks of BLOCK products: one pass over the data each, memory BLOCK·D (not P·D)
-    HD = torch.cat([op.matmat(D[:, i : i + BLOCK]) for i in range(0, D.shape[1], BLOCK)], 1)
-    second = 0.5 * (D * HD).sum(0).double()
-    total = (first + second).cpu().numpy()
+    for i in range(0, len(pts), BLOCK):
+        _, D = columns(i, i + BLOCK)
+        first.append((g @ D).double())
+        second.append(0.5 * (D * op.matmat(D)).sum(0).double())
+    first = torch.cat(first)
+    total = (first + torch.cat(second)).cpu().numpy()
     return QuadraticLimit(
         _largest(pts, total, eps), float(eps), "one-shot", curvature, pts, total.tolist(),
         first.cpu().numpy().tolist(),
@@ -175,9 +182,10 @@ def retrained_quadratic_limit(
     """
     if not eps > 0:
         raise PrunelabError(f"eps must be > 0, got {eps!r}")
-    pts, params, op, kept, D, batches, loss_fn = _setup(
+    pts, params, op, columns, batches, loss_fn = _setup(
         model, data, grid, "ggn", samples, batch_size, spec
     )
+    kept, D = columns(0, len(pts))  # small D only: the dense GGN is formed anyway
     g = _gradient(model, params, batches, loss_fn).double().cpu().numpy()
     H = op.to_dense().double().cpu().numpy()
     lam = damping * max(float(np.trace(H)) / H.shape[0], 1e-300)
