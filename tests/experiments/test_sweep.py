@@ -354,3 +354,13 @@ def test_eval_train_false_skips_only_the_training_split_metrics(reference, tmp_p
             assert metrics[stage]["loss"] == ref[h][2][stage]["loss"]
     with pytest.raises(PrunelabError, match="eval_train"):
         load_config_text(tmp_path, text.replace("seeds", 'eval_train = "no"\nseeds'))
+
+
+def test_criterion_free_procedures_run_once_whatever_the_criteria(tmp_path):
+    text = LOMP.replace('kind = "lomp"\nl1 = 0.001', 'kind = "rare-gems"') + (
+        '[[procedures]]\nkind = "one-shot"\n[[criteria]]\nname = "magnitude"\n'
+        '[[criteria]]\nname = "snip"\n'
+    )
+    runs = expand(load_config_text(tmp_path, text))
+    kinds = sorted((r.procedure["kind"], r.criterion) for r in runs)
+    assert kinds == [("one-shot", "magnitude"), ("one-shot", "snip"), ("rare-gems", "magnitude")]

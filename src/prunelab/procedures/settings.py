@@ -23,6 +23,9 @@ from prunelab.schema import setting
 KINDS = ("one-shot", "iterative", "at-init", "imp", "lomp", "rare-gems")
 #: procedures that start from the initialisation instead of a trained model
 FROM_INIT = ("at-init", "imp", "rare-gems")
+#: procedures whose masks come from their own rule, not a criterion's scores (a sweep
+#: runs them once, under magnitude, instead of once per criterion)
+CRITERION_FREE = ("imp", "lomp", "rare-gems")
 #: kind -> the kind-specific settings it accepts (the others must keep their defaults)
 KIND_KEYS = {
     "one-shot": ("loss_change",),

@@ -29,7 +29,7 @@ from prunelab.experiments.sweep.validate import (
     procedure_settings,
     train_dict,
 )
-from prunelab.procedures.settings import FROM_INIT
+from prunelab.procedures.settings import CRITERION_FREE, FROM_INIT
 from prunelab.schema.toml import fail, join
 from prunelab.scores import CRITERIA
 
@@ -191,7 +191,7 @@ def expand(config: SweepConfig) -> list[RunSpec]:
                 for p_index, proc in enumerate(config.procedures):
                     kind = proc["kind"]
                     crit_list = criteria
-                    if kind in ("imp", "lomp"):
+                    if kind in CRITERION_FREE:
                         crit_list = [("magnitude", "magnitude", {})]
                     for name, crit_label, hparams in crit_list:
                         resolved_proc = _procedure(config, p_index, base_train, name)

@@ -15,6 +15,7 @@ from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.experiments.sweep.config import SYMBOLIC, CriterionConfig, SweepConfig
 from prunelab.models import MODELS
 from prunelab.procedures import PruneSettings
+from prunelab.procedures.settings import CRITERION_FREE
 from prunelab.schema.toml import fail, join
 from prunelab.scores import CRITERIA
 from prunelab.train import TrainConfig
@@ -142,9 +143,9 @@ def _check_grid(config: SweepConfig) -> None:
         raise fail("sparsities", "required when models are given")
     if not config.seeds:
         raise fail("seeds", "required when models are given")
-    needs_criteria = any(p["kind"] not in ("imp", "lomp") for p in config.procedures)
+    needs_criteria = any(p["kind"] not in CRITERION_FREE for p in config.procedures)
     if needs_criteria and not config.criteria:
-        raise fail("criteria", "required by procedure(s) other than imp / lomp")
+        raise fail("criteria", f"required by procedure(s) other than {' / '.join(CRITERION_FREE)}")
     for i, p in enumerate(config.sparsities):
         path = join("sparsities", i)
         if isinstance(p, str):
