@@ -1,20 +1,20 @@
 """The Hessian of the mean loss, applied to blocks of vectors.
 
-Two ways to form ``H v`` (methods.md §1), both with ``torch.func.vmap`` over the ``k``
-probes so that the forward pass and the gradient are computed once per batch:
+Two ways to form ``H v`` (methods.md §1):
 
-- ``"rev-rev"`` (default): the vector-Jacobian product of the gradient. Measured on
-  the 2-core CPU for a 784-1000-600-300-10 MLP it is the faster of the two (see
-  benchmarks/CURVATURE.md).
-- ``"fwd-rev"``: forward-over-reverse, ``jvp`` of the gradient (Pearlmutter's R-op).
-  Where PyTorch lacks a forward-mode rule (2.13: ``F.mse_loss``'s gradient) it falls
-  back to ``"rev-rev"`` with a logged warning.
-
-One probe at a time (single-chain Lanczos, ``H @ v``) takes a third route in
-``"rev-rev"`` mode: plain ``torch.autograd`` double backward, as PyHessian does. At
-``k = 1`` there is nothing for ``vmap`` to share, and skipping the ``torch.func``
-wrappers saves their per-operation overhead (measured on a 50k-weight MLP, 512
-examples: 2.7 instead of 3.9 gradients per product; the same at 1.6M weights).
+- ``"rev-rev"`` (default): the vector-Jacobian product of the gradient. The gradient and
+  its autograd graph are built once per batch (``create_graph=True``); each of the
+  ``k`` probes is then one plain ``torch.autograd`` double backward on that graph, as
+  PyHessian and hessian-eigenthings do for one probe. ``torch.func.vmap`` over the
+  pullback (the earlier route, kept for ``compile=True``) shares the same forward and
+  backward but does no fewer multiply-adds (the vmapped GEMMs are the same GEMMs,
+  batched), and it adds copies, broadcast (stride-0) batched GEMMs and larger
+  temporaries: one double backward per probe measured 0.83-0.98x its time for 10
+  probes on the 50k-weight and 1.6M-weight MLPs and on the conv net (BENCHMARKS.md,
+  "Blocked HVP against the arithmetic floor").
+- ``"fwd-rev"``: forward-over-reverse, ``jvp`` of the gradient (Pearlmutter's R-op),
+  vmapped over the probes. Where PyTorch lacks a forward-mode rule (2.13:
+  ``F.mse_loss``'s gradient) it falls back to ``"rev-rev"`` with a logged warning.
 
 With ``cache=True`` the gradient graph of every batch is kept between products, so an
 iterative method (Lanczos, Hutchinson blocks) pays the forward and backward pass once
@@ -86,10 +86,13 @@ class Hessian(CurvatureOperator):
         if cache is None:
             cache = len(self.problem.batches) == 1 and mode == "rev-rev" and not self.compile
         self.cache = bool(cache)
-        # batch index -> vmap-able pullback (k > 1); ("single", index) -> autograd graph
-        # (k = 1). An operator used one way only keeps one of the two per batch.
+        # ("single", index) -> autograd graph (rev-rev); batch index -> vmap-able
+        # pullback (the "vmap" block route). One of the two per batch in practice.
         self._vjp_cache: dict = {}
         self._cache_versions: tuple[int, ...] | None = None
+        # k > 1 probes in rev-rev mode: one double backward per probe on one graph
+        # ("loop") or torch.func's vmapped pullback ("vmap"; always used when compiled).
+        self._block_route = "loop"
 
     def clear_cache(self) -> None:
         """Drop the cached gradient graphs (needed after changing the weights in place)."""
@@ -136,9 +139,23 @@ class Hessian(CurvatureOperator):
         """``H_b v`` for one probe by plain double backward (no ``torch.func``)."""
         return self._single_apply(self._single_graph(theta, x, y), vs, keep=False)
 
+    def _looped_apply(self, graph, vs, keep: bool):
+        """``H_b v_i`` for each of ``k`` probes, one double backward each on one graph.
+
+        Returns a list of ``k`` per-probe tuples (the accumulator adds them in place).
+        """
+        k = vs[0].shape[0]
+        out = []
+        for i in range(k):
+            hv, loss = self._single_apply(graph, [v[i : i + 1] for v in vs], keep or i < k - 1)
+            out.append(hv)
+        return out, loss
+
     def _kernel(self, theta, x, y, vs):
         if self.mode == "rev-rev" and vs[0].shape[0] == 1 and not self.compile:
             return self._single_product(theta, x, y, vs)
+        if self.mode == "rev-rev" and self._block_route == "loop" and not self.compile:
+            return self._looped_apply(self._single_graph(theta, x, y), vs, keep=False)
         g = self._grad_fn(x, y)
         if self.mode == "fwd-rev":
 
@@ -162,12 +179,14 @@ class Hessian(CurvatureOperator):
         versions = self._versions()
         if versions != self._cache_versions:  # weights changed in place: rebuild
             self._vjp_cache, self._cache_versions = {}, versions
-        if vs[0].shape[0] == 1:  # one probe: plain double backward on a kept graph
+        if vs[0].shape[0] == 1 or self._block_route == "loop":  # plain double backward, kept graph
             graph = self._vjp_cache.get(("single", b.index))
             if graph is None:
                 graph = self._single_graph(self.problem.theta, b.x, b.y)
                 self._vjp_cache[("single", b.index)] = graph
-            return self._single_apply(graph, vs, keep=True)
+            if vs[0].shape[0] == 1:
+                return self._single_apply(graph, vs, keep=True)
+            return self._looped_apply(graph, vs, keep=True)
         hit = self._vjp_cache.get(b.index)
         if hit is None:
             _, pullback, loss = vjp(self._grad_fn(b.x, b.y), self.problem.theta, has_aux=True)

@@ -169,7 +169,10 @@ class CurvatureOperator:
             vs: Probes as per-parameter blocks ``(k, *shape)``.
 
         Returns:
-            ``(products as per-parameter blocks, scalar mean loss of the batch)``.
+            ``(products, scalar mean loss of the batch)``: the products as per-parameter
+            blocks ``(k, *shape)``, or as a list of ``k`` such tuples with blocks
+            ``(1, *shape)``, one per probe (added into the result as they are, with no
+            stacked copy).
         """
         raise NotImplementedError
 
@@ -200,7 +203,8 @@ class CurvatureOperator:
         """
         p = self.problem
         k = rows.shape[0]
-        acc = torch.zeros_like(rows)
+        acc = torch.empty_like(rows) if p.batches else torch.zeros_like(rows)
+        first = True
         views = [
             acc[:, s].view(k, *shape) for s, shape in zip(p.slices.values(), p.shapes, strict=True)
         ]
@@ -209,23 +213,39 @@ class CurvatureOperator:
         with torch.no_grad():  # torch.func transforms ignore it; it stops stray graphs
             for b in p.batches:
                 prods, loss = self._batch_product(b, vs)
+                probes = prods if isinstance(prods, list) else None
                 msg = None
                 if not torch.isfinite(loss):
                     msg = f"non-finite loss ({float(loss)}) on {p.batch_label(b)}"
-                elif not _all_finite(prods):
+                elif not _all_finite([t for h in probes for t in h] if probes else prods):
                     msg = f"non-finite {self.kind} product on {p.batch_label(b)}"
                 if msg is not None:
                     if not p.world.active:
                         raise PrunelabError(msg)
                     bad = bad or msg  # report the first bad batch of this rank
-                for view, prod in zip(views, prods, strict=True):
-                    view.add_(prod.reshape(view.shape), alpha=float(b.n))
+                # The first batch is written (scaled), later ones added: no zero fill.
+                scale = float(b.n) / float(p.num_examples)
+                if probes is None:
+                    pairs = zip(views, prods, strict=True)
+                else:
+                    pairs = [
+                        (v[i : i + 1], h)
+                        for i, hs in enumerate(probes)
+                        for v, h in zip(views, hs, strict=True)
+                    ]
+                for out, prod in pairs:
+                    prod = prod.reshape(out.shape)
+                    if first:
+                        torch.mul(prod, scale, out=out)
+                    else:
+                        out.add_(prod, alpha=scale)
+                first = False
         if p.world.active:
             # Every rank must reach the same collectives, so failures are agreed on first.
             all_reduce_sum(acc, p.world)
             if any_rank(bad is not None, p.world, p.device):
                 raise PrunelabError(bad or f"non-finite {self.kind} product on another rank")
-        return acc.div_(float(p.num_examples))
+        return acc
 
     def _as_rows(self, V: Tensor, what: str) -> Tensor:
         if not isinstance(V, Tensor) or V.ndim != 2 or V.shape[0] != self.dim:
