@@ -14,6 +14,13 @@ LIMITS_CSV = "limits.csv"
 CURVES_CSV = "actual_limit_curves.csv"
 
 
+#: how the fine-tuned limit's threshold was set, in words (TruthSettings.reference)
+_REFERENCE = {
+    "paired": "the same fine-tuning applied at p = 0 with the same seed",
+    "dense": "the dense model",
+}
+
+
 def _criteria_plot(out: Path, rows: list[dict], stage: str, dense: float, name: str) -> None:
     curves = {}
     for label in dict.fromkeys(r["criterion"] for r in rows):
@@ -96,7 +103,9 @@ def write_demo_page(out: Path, result) -> Path:
                 f"nats; 95 % bootstrap interval over test examples, "
                 f"{truth['bootstrap']} resamples) and the fine-tuned limit (magnitude + "
                 f"{truth['finetune_epochs']} epochs, bisection, min–max over "
-                f"{len(truth['seeds'])} fine-tuning seeds). Predictors: quadratic "
+                f"{len(truth['seeds'])} fine-tuning seeds; the threshold set from "
+                + _REFERENCE[truth["reference"]]
+                + "). Predictors: quadratic "
                 "(ΔL = gᵀδ + ½δᵀHδ along the magnitude path) → one-shot loss; calibration "
                 f"(the baseline: ΔL measured on the same {gw['samples']} training examples) → "
                 "one-shot loss; certified "
