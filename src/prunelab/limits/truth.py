@@ -19,8 +19,8 @@ the same seed, applied at ``p = 0``. Fine-tuning alone moves the metric (a const
 learning rate without the training run's ℓ1 term lost ~1 point on an ℓ1-trained
 Fashion-MNIST MLP with nothing pruned), and against the untouched dense model that
 shift, not the pruning, would set the limit. ``reference="dense"`` compares with the
-dense model as it is. Its loss version (``test loss <= dense + ε_loss`` after the same
-fine-tuning) is found beside it, from the same fine-tuned models where they coincide.
+dense model as it is. Its loss version (``test loss <= reference + ε_loss`` after the
+same fine-tuning) is found beside it, from the same fine-tuned models where they coincide.
 
 Both follow the task (:mod:`~prunelab.limits.task_metric`): for a language or embedding
 model the rule is on the loss (``≤ dense + ε``; ``ε`` in nats, or ``1 − min_cosine``).
