@@ -99,6 +99,18 @@ def keep_rows(name: str, score: Tensor, avail: Tensor, p: float) -> Tensor:
     return keep.reshape(-1)
 
 
+def flat_scores(scores: dict[str, Tensor]) -> tuple[list[str], list[Tensor]]:
+    """Names and flat score vectors in one common dtype and device; refuses NaN."""
+    names = list(scores)
+    for n in names:
+        if torch.isnan(scores[n]).any():
+            raise PrunelabError(f"scores of layer {n!r} contain NaN")
+    device, dtype = scores[names[0]].device, scores[names[0]].dtype
+    for n in names[1:]:
+        dtype = torch.promote_types(dtype, scores[n].dtype)
+    return names, [scores[n].detach().reshape(-1).to(device=device, dtype=dtype) for n in names]
+
+
 def select(
     scores: dict[str, Tensor],
     p: float,
@@ -114,10 +126,7 @@ def select(
     per-row selection, among the ``N:M`` survivors when ``nm`` is given. See
     :meth:`prunelab.masks.Mask.from_scores` for the rules.
     """
-    names = list(scores)
-    for n in names:
-        if torch.isnan(scores[n]).any():
-            raise PrunelabError(f"scores of layer {n!r} contain NaN")
+    names, flat = flat_scores(scores)
     if previous is not None:
         if set(previous) != set(names):
             raise PrunelabError(
@@ -129,11 +138,7 @@ def select(
                     f"layer {n!r}: score shape {tuple(scores[n].shape)} does not match "
                     f"previous mask shape {tuple(previous[n].shape)}"
                 )
-    device = scores[names[0]].device
-    dtype = scores[names[0]].dtype
-    for n in names[1:]:
-        dtype = torch.promote_types(dtype, scores[n].dtype)
-    flat = [scores[n].detach().reshape(-1).to(device=device, dtype=dtype) for n in names]
+    device = flat[0].device
     if previous is not None:
         avail = [previous[n].reshape(-1).to(device) for n in names]
     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from prunelab._topk import rank
+from prunelab._topk import flat_scores, rank
 from prunelab.errors import PrunelabError, check_sparsity
 from prunelab.masks import Mask
 from prunelab.prunable import PrunableSpec
@@ -48,15 +48,9 @@ class MaskPath:
     ) -> None:
         if not scores:
             raise PrunelabError("scores is empty: the prunable set has no parameters")
-        names = list(scores)
-        for n in names:
-            if torch.isnan(scores[n]).any():
-                raise PrunelabError(f"scores of layer {n!r} contain NaN")
-        dtype = scores[names[0]].dtype
-        for n in names[1:]:
-            dtype = torch.promote_types(dtype, scores[n].dtype)
-        device = scores[names[0]].device
-        flat = torch.cat([scores[n].detach().reshape(-1).to(device, dtype) for n in names])
+        names, parts = flat_scores(scores)
+        flat = torch.cat(parts)
+        device = flat.device
         order = rank(flat, torch.ones(flat.numel(), dtype=torch.bool, device=device))
         # position of each weight in the ranking: weight i is kept at k iff position < k
         self._position = torch.empty_like(order)
